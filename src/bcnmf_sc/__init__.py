@@ -1,0 +1,8 @@
+"""bcnmf-sc: background-contrastive NMF for single-cell data, in the scverse."""
+
+from . import datasets, get, tl
+from ._engine import BcNMF, ConvergenceWarning
+
+__version__ = "0.1.0"
+
+__all__ = ["BcNMF", "ConvergenceWarning", "datasets", "get", "tl", "__version__"]

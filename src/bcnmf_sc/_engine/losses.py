@@ -1,0 +1,120 @@
+"""Per-loss computations: one usage update, the statistics that update the gene basis, the loss.
+
+Orientation is cells x genes: a block of cells ``X`` (n x g) is modelled as ``H @ W`` with
+usages ``H`` (n x K) and components ``W`` (K x g, each row summing to one).
+
+For a data term ``D(X | H W)`` the gradient with respect to ``W`` splits into a positive
+and a negative part, ``grad = N - P``. The multiplicative update of plain NMF is
+``W <- W * P / N``; the contrastive update swaps the two parts for the background term:
+``W <- W * (a P_X + c N_Y) / (a N_X + c P_Y)``. ``stats`` returns ``(P, N, loss)`` so the
+solver can combine them; everything is O(nnz * K + (n + g) * K^2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .sparse import Batch, sddmm
+
+__all__ = ["KLLoss", "FrobeniusLoss", "get_loss"]
+
+EPS = 1e-12
+
+
+class KLLoss:
+    """Generalised Kullback-Leibler divergence (Poisson deviance / 2), for counts.
+
+    ``D(X | M) = sum(x log(x / m) - x + m)``. The ratio ``X / M`` is needed only at the
+    non-zeros of ``X`` (a sampled product); the all-ones products become column sums.
+    """
+
+    name = "kl"
+
+    def _ratio(self, b: Batch, H: torch.Tensor, W: torch.Tensor):
+        mu = sddmm(b, H, W).clamp_min_(EPS)
+        return b.values / mu, mu
+
+    def h_step(self, b: Batch, H: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+        R, _ = self._ratio(b, H, W)
+        num = b.with_values(R) @ W.T  # (n x K)
+        den = W.sum(1).clamp_min(EPS)  # all-ones product: row sums of W
+        return H * num / den
+
+    def stats(self, b: Batch, H: torch.Tensor, W: torch.Tensor):
+        R, mu = self._ratio(b, H, W)
+        P = (b.transposed_with_values(R) @ H).T  # H^T (X / M): K x g
+        hsum = H.sum(0)
+        N = hsum[:, None].expand_as(W)  # H^T 1: the same for every gene
+        loss = (
+            b.xlogx
+            - float(torch.dot(b.values, torch.log(mu)))
+            - b.xsum
+            + float(torch.dot(hsum, W.sum(1)))
+        )
+        return P, N, loss
+
+    def loss(self, b: Batch, H: torch.Tensor, W: torch.Tensor) -> float:
+        mu = sddmm(b, H, W).clamp_min_(EPS)
+        return (
+            b.xlogx
+            - float(torch.dot(b.values, torch.log(mu)))
+            - b.xsum
+            + float(torch.dot(H.sum(0), W.sum(1)))
+        )
+
+    @staticmethod
+    def null_deviance(X: sp.csr_matrix, colsum: np.ndarray) -> float:
+        """Loss of the rank-one model ``m_ij = r_i c_j / T`` (library size times mean profile)."""
+        total = colsum.sum()
+        if total <= 0:
+            return 0.0
+        r = np.asarray(X.sum(1)).ravel()
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        x = np.asarray(X.data, dtype=np.float64)
+        keep = x > 0
+        mu = r[rows[keep]] * colsum[X.indices[keep]] / total
+        return float(np.sum(x[keep] * np.log(x[keep] / mu)))
+
+
+class FrobeniusLoss:
+    """Half the squared Frobenius norm, ``0.5 * ||X - H W||^2``, for continuous data."""
+
+    name = "frobenius"
+
+    def h_step(self, b: Batch, H: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+        num = b.X @ W.T
+        den = H @ (W @ W.T)
+        return H * num / den.clamp_min_(EPS)
+
+    def stats(self, b: Batch, H: torch.Tensor, W: torch.Tensor):
+        P = (b.Xt @ H).T  # H^T X
+        HtH = H.T @ H
+        N = HtH @ W
+        loss = 0.5 * (b.xsq - 2.0 * float((P * W).sum()) + float((HtH * (W @ W.T)).sum()))
+        return P, N, loss
+
+    def loss(self, b: Batch, H: torch.Tensor, W: torch.Tensor) -> float:
+        return self.stats(b, H, W)[2]
+
+    @staticmethod
+    def null_deviance(X: sp.csr_matrix, colsum: np.ndarray) -> float:
+        total = colsum.sum()
+        x = np.asarray(X.data, dtype=np.float64)
+        xsq = float(np.sum(x * x))
+        if total <= 0:
+            return 0.5 * xsq
+        r = np.asarray(X.sum(1)).ravel()
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        cross = float(np.sum(x * r[rows] * colsum[X.indices])) / total
+        sq = float(np.sum(r * r)) * float(np.sum(colsum * colsum)) / total**2
+        return 0.5 * (xsq - 2.0 * cross + sq)
+
+
+def get_loss(name: str):
+    if name == "kl":
+        return KLLoss()
+    if name == "frobenius":
+        return FrobeniusLoss()
+    raise ValueError(f"Unknown loss {name!r}: use 'kl' (counts) or 'frobenius'.")

@@ -1,0 +1,750 @@
+"""The background-contrastive NMF estimator (matrices only; no AnnData here)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .init import init_components
+from .losses import EPS, get_loss
+from .sparse import Batch, InMemoryRows, RowSource, as_csr
+
+__all__ = ["BcNMF", "ConvergenceWarning", "resolve_device"]
+
+try:  # reuse scikit-learn's warning class when it is there, so filters written for it work
+    from sklearn.exceptions import ConvergenceWarning
+except ImportError:  # pragma: no cover - scikit-learn comes with scanpy
+
+    class ConvergenceWarning(UserWarning):
+        """The solver stopped at ``max_epochs`` before reaching ``tol``."""
+
+
+_SOLVERS = ("auto", "full", "minibatch")
+_SCALINGS = ("deviance", "raw")
+_INITS = ("auto", "contrastive", "nndsvda", "nndsvd", "random")
+_AUTO_MINIBATCH_CELLS = 20_000
+_SOLVE_TOL = 1e-7  # relative tolerance of the background usage solve in full batch
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to torch."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"Unknown device {device!r}: use 'auto', 'cpu' or 'cuda'.") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but torch sees no CUDA GPU; use 'auto'.")
+    return dev
+
+
+def _resolve_dtype(dtype) -> torch.dtype:
+    table = {"float32": torch.float32, "float64": torch.float64}
+    if isinstance(dtype, torch.dtype) and dtype in table.values():
+        return dtype
+    key = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if key not in table:
+        raise ValueError(f"Unknown dtype {dtype!r}: use 'float32' (default) or 'float64'.")
+    return table[key]
+
+
+def _check_matrix(X, name: str) -> sp.csr_matrix:
+    if X is None:
+        raise ValueError(f"{name} is missing: pass a cells x genes matrix.")
+    if isinstance(X, RowSource):
+        raise TypeError("pass matrices to fit(); row sources go through fit_source().")
+    X = as_csr(X, name=name)
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}.")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has no cells (0 rows): both groups need at least one cell.")
+    if X.shape[1] == 0:
+        raise ValueError(f"{name} has no genes (0 columns).")
+    if X.nnz and not np.all(np.isfinite(X.data)):
+        raise ValueError(
+            f"{name} contains NaN or infinite values; remove or impute them before fitting."
+        )
+    if X.nnz and X.data.min() < 0:
+        raise ValueError(
+            f"{name} contains negative values (min {X.data.min():.3g}); NMF needs non-negative "
+            "data. Use raw counts (not scaled or centred data)."
+        )
+    return X
+
+
+@dataclass
+class _Set:
+    """One side of the contrast (target or background) as the solver sees it."""
+
+    source: RowSource
+    colsum: np.ndarray
+    rowsum: np.ndarray
+    null: float
+    weight: float  # multiplies D(set | H W) in the objective
+    H: torch.Tensor | None = None
+    profile: torch.Tensor | None = None  # background only: the fixed null-model topic
+    cache: list[Batch] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return self.source.n_obs
+
+
+class BcNMF:
+    """Background-contrastive non-negative matrix factorization.
+
+    Fits one shared non-negative gene basis ``W`` (``components_``, K x genes) to target
+    cells ``X`` and background cells ``Y`` (cells x genes each, same genes) by minimising
+
+    .. math::
+
+        L(W) = a\\,D(X \\mid H_X W) - \\alpha\\, b\\, D(Y \\mid H_Y W),
+        \\qquad H_Y = \\arg\\min_{H \\ge 0} D(Y \\mid H W),
+
+    over ``W, H_X >= 0``: topics are pulled toward structure that explains the target and
+    pushed away from structure the background explains as well, so the topics left are
+    target-enriched gene programs.
+
+    Parameters
+    ----------
+    n_components
+        Number of topics K.
+    alpha
+        Strength of the contrast; ``alpha=0`` is plain NMF of the target. With the default
+        ``alpha_scaling="deviance"`` the value means the same on every data set (see below):
+        ``alpha=1`` weighs a fraction of the background's deviance exactly as much as the
+        same fraction of the target's.
+    loss
+        ``"kl"`` (generalised KL divergence, i.e. a Poisson likelihood; for counts) or
+        ``"frobenius"`` (squared error; for continuous, e.g. log-normalised, data).
+    solver
+        ``"full"``: full-batch multiplicative updates with a step-size safeguard that makes
+        the recorded objective non-increasing. ``"minibatch"``: online updates over batches
+        of cells; ``W`` is updated after every batch from running statistics (as in
+        scikit-learn's ``MiniBatchNMF``), each batch holding target and background cells in
+        proportion to the sizes of the two sets. ``"auto"``: ``"minibatch"`` above 20,000
+        cells in total, else ``"full"``.
+    batch_size
+        Cells (target and background together) per minibatch step; default 4096.
+        Ignored by the full-batch solver.
+    max_epochs
+        Maximum number of passes over the data (default 400 full-batch, 50 minibatch).
+    tol
+        Stop when the relative change of the contrastive objective between two epochs,
+        ``|L_{t-1} - L_t| / max(|L_t|, a D(X))``, falls below ``tol``.
+    init
+        ``"nndsvda"`` (default), ``"nndsvd"`` or ``"random"``; computed on the target.
+    n_init
+        Number of restarts; restarts after the first perturb the initial basis with
+        log-normal noise. The restart with the lowest final objective is kept.
+    random_state
+        Seed (int) or ``numpy.random.Generator``. Same seed, same result on CPU.
+    device
+        ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    dtype
+        ``"float32"`` (default) or ``"float64"``.
+    progress
+        Show a tqdm progress bar over epochs.
+    alpha_scaling
+        ``"deviance"`` (default): ``a = 1 / D0(X)`` and ``b = 1 / D0(Y)``, where ``D0`` is
+        the loss of the rank-one null model (each cell's total times the set's mean gene
+        profile). Each term is then the fraction of its set's deviance left unexplained, so
+        the balance does not depend on cell numbers, sequencing depth or the loss.
+        ``"raw"``: ``a = b = 1``, the published objective, where the same ``alpha`` means
+        different things on different data.
+    w_floor
+        Safeguard against the unbounded KL background term: every loading is kept at or
+        above ``w_floor * p_j``, where ``p_j`` is gene j's share of all counts (target and
+        background pooled). A topic can therefore never predict a gene at less than
+        ``w_floor`` times the null model's rate, so ``-alpha D(Y)`` stays bounded and zeros
+        do not stick. Set to 0 to disable (not recommended for KL); not used for Frobenius,
+        whose background term is bounded by ``||Y||^2``.
+    inner_iter
+        Usage updates per batch before each update of ``W`` (default 5 full-batch, 10
+        minibatch, warm-started).
+    forget_factor
+        Minibatch only: weight of the statistics of one epoch ago (as scikit-learn's
+        ``MiniBatchNMF``); per step the old statistics are multiplied by
+        ``forget_factor ** (batch / cells)``.
+
+    Attributes
+    ----------
+    components_ : ndarray (K, genes)
+        Gene loadings; non-negative, each row sums to one.
+    usage_target_, usage_background_ : ndarray (cells, K)
+        Fitted usages; ``usage @ components_`` approximates the counts, so a cell's usage
+        sums to about its total count.
+    history_ : dict of lists
+        Per epoch: ``epoch``, ``objective``, ``target`` (``a D(X)``), ``background``
+        (``b D(Y)``); ``objective = target - alpha * background``.
+    objective_ : float
+        Contrastive objective at the end, with usages refitted to the final basis.
+    n_epochs_, converged_, n_iter_ : int, bool, int
+        Passes over the data, whether ``tol`` was reached, and ``n_iter_ == n_epochs_``.
+    scale_target_, scale_background_ : float
+        The weights ``a`` and ``b`` above.
+    solver_ : str
+        The solver that ran.
+
+    Examples
+    --------
+    >>> from bcnmf_sc import BcNMF
+    >>> model = BcNMF(n_components=5, alpha=1.0).fit(X_target, X_background)  # doctest: +SKIP
+    >>> model.components_.shape  # doctest: +SKIP
+    (5, 2000)
+    """
+
+    def __init__(
+        self,
+        n_components: int = 10,
+        *,
+        alpha: float = 2.0,
+        loss: str = "kl",
+        solver: str = "auto",
+        batch_size: int | None = None,
+        max_epochs: int | None = None,
+        tol: float = 1e-4,
+        init: str = "auto",
+        n_init: int = 1,
+        random_state: int | np.random.Generator | None = 0,
+        device: str | torch.device = "auto",
+        dtype: str = "float32",
+        progress: bool = False,
+        alpha_scaling: str = "deviance",
+        w_floor: float = 1e-2,
+        inner_iter: int | None = None,
+        forget_factor: float = 0.7,
+    ):
+        self.n_components = n_components
+        self.alpha = alpha
+        self.loss = loss
+        self.solver = solver
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.tol = tol
+        self.init = init
+        self.n_init = n_init
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+        self.progress = progress
+        self.alpha_scaling = alpha_scaling
+        self.w_floor = w_floor
+        self.inner_iter = inner_iter
+        self.forget_factor = forget_factor
+
+    # ------------------------------------------------------------------ checks
+    def get_params(self) -> dict:
+        """Constructor parameters (as scikit-learn's ``get_params``)."""
+        keys = (
+            "n_components alpha loss solver batch_size max_epochs tol init n_init "
+            "random_state device dtype progress alpha_scaling w_floor inner_iter forget_factor"
+        ).split()
+        return {k: getattr(self, k) for k in keys}
+
+    def _check_params(self) -> None:
+        k = self.n_components
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"n_components must be an integer >= 1, got {k!r}.")
+        if not isinstance(self.alpha, numbers.Real) or not math.isfinite(self.alpha):
+            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}.")
+        if self.alpha < 0:
+            raise ValueError(
+                f"alpha must be >= 0, got {self.alpha}; alpha=0 is plain NMF of the target, "
+                "larger values suppress what the background also explains."
+            )
+        get_loss(self.loss)
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"Unknown solver {self.solver!r}: use one of {_SOLVERS}.")
+        if self.alpha_scaling not in _SCALINGS:
+            raise ValueError(
+                f"Unknown alpha_scaling {self.alpha_scaling!r}: use one of {_SCALINGS}."
+            )
+        for name in ("batch_size", "max_epochs", "inner_iter"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, numbers.Integral) or v < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {v!r}.")
+        if not isinstance(self.n_init, numbers.Integral) or self.n_init < 1:
+            raise ValueError(f"n_init must be a positive integer, got {self.n_init!r}.")
+        if not (self.tol >= 0):
+            raise ValueError(f"tol must be >= 0, got {self.tol!r}.")
+        if not (0 <= self.w_floor < 1):
+            raise ValueError(f"w_floor must be in [0, 1), got {self.w_floor!r}.")
+        if not (0 < self.forget_factor <= 1):
+            raise ValueError(f"forget_factor must be in (0, 1], got {self.forget_factor!r}.")
+        _resolve_dtype(self.dtype)
+        if self.init not in _INITS:
+            raise ValueError(f"Unknown init {self.init!r}: use one of {_INITS}.")
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, X_target, X_background) -> BcNMF:
+        """Fit to target cells and background cells (cells x genes, same genes).
+
+        Parameters
+        ----------
+        X_target, X_background
+            scipy.sparse (CSR/CSC, any numeric dtype, integer counts included) or dense
+            arrays. Never densified.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X = _check_matrix(X_target, "X_target")
+        Y = _check_matrix(X_background, "X_background")
+        return self.fit_source(InMemoryRows(X), InMemoryRows(Y))
+
+    def fit_source(self, target: RowSource, background: RowSource) -> BcNMF:
+        """Fit from two :class:`~bcnmf_sc._engine.sparse.RowSource` objects.
+
+        This is what :meth:`fit` calls; it lets callers stream rows from other storage
+        (e.g. a backed h5ad file). Sources are validated batch by batch.
+        """
+        self._check_params()
+        if target.shape[1] != background.shape[1]:
+            raise ValueError(
+                f"Target and background must have the same genes: got {target.shape[1]} and "
+                f"{background.shape[1]} columns. Subset both to the same genes in the same order."
+            )
+        for name, src in (("target", target), ("background", background)):
+            if src.n_obs == 0:
+                raise ValueError(f"The {name} group has no cells; both groups need cells.")
+        n_t, g = target.shape
+        k = int(self.n_components)
+        if k > min(n_t, g):
+            raise ValueError(
+                f"n_components={k} is too large for {n_t} target cells x {g} genes; "
+                f"use at most {min(n_t, g)}."
+            )
+        self.device_ = resolve_device(self.device)
+        self.dtype_ = _resolve_dtype(self.dtype)
+        self.loss_ = get_loss(self.loss)
+        total = n_t + background.n_obs
+        solver = self.solver
+        if solver == "auto":
+            solver = "minibatch" if total > _AUTO_MINIBATCH_CELLS else "full"
+        self.solver_ = solver
+
+        sets = [self._summarise(target, "target"), self._summarise(background, "background")]
+        pooled = sets[0].colsum + sets[1].colsum
+        share = pooled / max(pooled.sum(), EPS)
+        floor = self.w_floor * share if self.loss == "kl" else np.zeros_like(share)
+        self._floor = torch.as_tensor(np.maximum(floor, EPS), dtype=self.dtype_).to(self.device_)
+        if self.alpha_scaling == "deviance":
+            sets[0].weight = 1.0 / max(sets[0].null, EPS)
+            sets[1].weight = 1.0 / max(sets[1].null, EPS)
+        self.scale_target_, self.scale_background_ = sets[0].weight, sets[1].weight
+
+        rng = np.random.default_rng(self.random_state)
+        with _flush_denormals():
+            return self._fit_sets(target, background, sets, rng)
+
+    def _fit_sets(self, target: RowSource, background: RowSource, sets, rng) -> BcNMF:
+        n_t = target.n_obs
+        init = self.init
+        if init == "auto":
+            init = "contrastive" if self.alpha > 0 else "nndsvda"
+        self.init_ = init
+        init_X = init_Y = None
+        if init != "random":
+            init_X = as_csr(target.rows(np.arange(n_t)))
+        if init == "contrastive":
+            init_Y = as_csr(background.rows(np.arange(background.n_obs)))
+        best = None
+        for restart in range(int(self.n_init)):
+            seed = int(rng.integers(2**31 - 1))
+            result = self._fit_once(sets, (init_X, init_Y), seed, perturb=restart > 0)
+            if best is None or result["objective"] < best["objective"]:
+                best = result
+        self._finish(best)
+        return self
+
+    def _summarise(self, src: RowSource, name: str) -> _Set:
+        """One pass: validate, column and row sums, null deviance."""
+        n, g = src.shape
+        colsum = np.zeros(g)
+        rowsum = np.zeros(n)
+        step = max(1, 2_000_000 // max(g, 1))
+        blocks = []
+        for start in range(0, n, step):
+            idx = np.arange(start, min(n, start + step))
+            B = _check_matrix(src.rows(idx), f"the {name} matrix")
+            colsum += np.asarray(B.sum(0)).ravel()
+            rowsum[idx] = np.asarray(B.sum(1)).ravel()
+            blocks.append(idx)
+        if colsum.sum() <= 0:
+            raise ValueError(f"The {name} matrix is all zeros; nothing to factorise.")
+        null = 0.0
+        for idx in blocks:
+            null += self.loss_.null_deviance(as_csr(src.rows(idx)), colsum)
+        return _Set(source=src, colsum=colsum, rowsum=rowsum, null=null, weight=1.0)
+
+    # ------------------------------------------------------------ the solver
+    def _init_usage(self, s: _Set, rng: np.random.Generator) -> torch.Tensor:
+        k = int(self.n_components) + (s.profile is not None)
+        H = np.maximum(s.rowsum, 1e-3)[:, None] / k * rng.uniform(0.8, 1.2, size=(s.n, k))
+        return torch.as_tensor(H, dtype=self.dtype_).to(self.device_)
+
+    @staticmethod
+    def _basis(s: _Set, W: torch.Tensor) -> torch.Tensor:
+        """The basis a set is fitted with: W, plus the null-model profile for the background."""
+        return W if s.profile is None else torch.cat([W, s.profile[None, :]])
+
+    @staticmethod
+    def _hscale(s: _Set, scale: torch.Tensor) -> torch.Tensor:
+        return scale if s.profile is None else torch.cat([scale, scale.new_ones(1)])
+
+    def _batches(self, s: _Set, size: int, rng: np.random.Generator | None):
+        if size >= s.n:  # full batch: build once, keep on the device
+            if not s.cache:
+                s.cache = list(s.source.batches(s.n, dtype=self.dtype_, device=self.device_))
+            return iter(s.cache)
+        order = rng.permutation(s.n) if rng is not None else None
+        return s.source.batches(size, dtype=self.dtype_, device=self.device_, order=order)
+
+    def _update_W(self, W, target, gamma):
+        W_new = target if gamma == 1.0 else W ** (1.0 - gamma) * target**gamma
+        W_new = torch.maximum(W_new, self._floor)
+        scale = W_new.sum(1)
+        if not torch.all(torch.isfinite(scale)):
+            raise FloatingPointError(
+                "The fit diverged (non-finite loadings). Try loss='kl' on raw counts, a "
+                "smaller alpha, dtype='float64', or a larger w_floor."
+            )
+        return W_new / scale[:, None], scale
+
+    def _fit_once(self, sets, init_X, seed: int, perturb: bool) -> dict:
+        rng = np.random.default_rng(seed)
+        k = int(self.n_components)
+        tgt, bg = sets
+        init_X, init_Y = init_X
+        W0 = init_components(
+            init_X if init_X is not None else sp.csr_matrix((1, tgt.source.shape[1])),
+            k,
+            method=self.init_,
+            rng=rng,
+            perturb=perturb,
+            Y=init_Y,
+            alpha=min(float(self.alpha), 1.0),
+        )
+        W = torch.as_tensor(W0, dtype=self.dtype_).to(self.device_)
+        W, _ = self._update_W(W, W, 1.0)
+        bg.profile = torch.as_tensor(bg.colsum / bg.colsum.sum(), dtype=self.dtype_).to(
+            self.device_
+        )
+        for s in sets:
+            s.H = self._init_usage(s, rng)
+        coef = (tgt.weight, float(self.alpha) * bg.weight)
+        full = self.solver_ == "full"
+        max_epochs = self.max_epochs or (400 if full else 50)
+
+        history = {"epoch": [], "objective": [], "target": [], "background": []}
+        state = {"gamma": 1.0, "acc": None}
+        prev, converged, epoch = None, False, 0
+        bar = _progress(max_epochs, self.progress)
+        try:
+            for epoch in range(1, max_epochs + 1):
+                if full:
+                    W, losses, stationary = self._full_epoch(sets, W, coef, state)
+                else:
+                    W, losses = self._minibatch_epoch(sets, W, coef, state, rng)
+                    stationary = False
+                obj = coef[0] * losses[0] - coef[1] * losses[1]
+                if not math.isfinite(obj):
+                    raise FloatingPointError(_DIVERGED)
+                history["epoch"].append(epoch)
+                history["objective"].append(obj)
+                history["target"].append(tgt.weight * losses[0])
+                history["background"].append(bg.weight * losses[1])
+                bar.update(1)
+                bar.set_postfix(objective=f"{obj:.5g}")
+                if prev is not None:
+                    denom = max(abs(obj), tgt.weight * losses[0], EPS)
+                    converged = abs(prev - obj) / denom < self.tol
+                prev = obj
+                if converged or stationary:
+                    converged = True
+                    break
+        finally:
+            bar.close()
+
+        # refit the usages to the final basis and evaluate the true objective
+        # (the background's null-model topic counts in the objective, but the usages
+        # reported for background cells use the topics alone, as for any other cell)
+        final = []
+        usage_bg = torch.zeros_like(bg.H[:, :k])
+        for s, size in zip(sets, (tgt.n, bg.n) if full else self._batch_sizes(sets), strict=True):
+            lsum = 0.0
+            for b in self._batches(s, size, None):
+                rows = torch.as_tensor(b.rows, device=self.device_)
+                Wa = self._basis(s, W)
+                Hb = self._solve(b, s.H[rows], Wa, 200, 1e-6)
+                s.H[rows] = Hb
+                lsum += self.loss_.loss(b, Hb, Wa)
+                if s is bg:
+                    usage_bg[rows] = self._solve(b, Hb[:, :k].clone(), W, 200, 1e-6)
+            final.append(lsum)
+            s.cache = []
+        objective = coef[0] * final[0] - coef[1] * final[1]
+        if not math.isfinite(objective):
+            raise FloatingPointError(_DIVERGED)
+        return {
+            "W": W,
+            "H": (tgt.H, usage_bg),
+            "baseline": bg.H[:, k],
+            "history": history,
+            "objective": objective,
+            "terms": (tgt.weight * final[0], bg.weight * final[1]),
+            "n_epochs": epoch,
+            "converged": converged,
+            "sets": sets,
+        }
+
+    def _batch_sizes(self, sets) -> tuple[int, int]:
+        """Minibatch: cells per step from each set, in proportion to the set sizes."""
+        steps = max(1, math.ceil(sum(s.n for s in sets) / (self.batch_size or 4096)))
+        return tuple(max(1, math.ceil(s.n / steps)) for s in sets)
+
+    def _combine(self, stats, W, coef):
+        """Target basis of the contrastive update from per-set (NUM, DEN, cells) statistics."""
+        num = torch.zeros_like(W)
+        den = torch.zeros_like(W)
+        for (a_num, a_den, weight), c in zip(stats, coef, strict=True):
+            if weight <= 0 or c == 0:
+                continue
+            num.add_(a_num, alpha=c * weight)
+            den.add_(a_den, alpha=c * weight)
+        return num / den.clamp_min(EPS)
+
+    def _full_epoch(self, sets, W, coef, state):
+        """One full-batch epoch: usage steps, then a W step with a backtracking safeguard.
+
+        The step ``W <- W**(1-g) * T**g`` (``T`` the published multiplicative update) is
+        accepted only if the contrastive objective, with background usages re-solved for
+        the new W (to a relative tolerance of 1e-7), does not increase by more than that
+        tolerance; otherwise ``g`` is halved (down to 1/256). So the recorded objective
+        never increases beyond the solver's tolerance. With ``alpha=0`` the background is
+        skipped.
+        """
+        tgt, bg = sets
+        k = W.shape[0]
+        contrast = coef[1] > 0
+        inner = self.inner_iter or 5
+        bx = next(self._batches(tgt, tgt.n, None))
+        by = next(self._batches(bg, bg.n, None)) if contrast else None
+        if contrast and state.get("started") is None:  # background solved for the first basis
+            bg.H = self._solve(by, bg.H, self._basis(bg, W), 3000, _SOLVE_TOL / 100)
+            state["started"] = True
+        for _ in range(inner):
+            tgt.H = self.loss_.h_step(bx, tgt.H, W)
+        PX, NX, lx = self.loss_.stats(bx, tgt.H, W)
+        parts = [(W * PX, NX, 1.0)]
+        ly = 0.0
+        if contrast:
+            PY, NY, ly = self.loss_.stats(by, bg.H, self._basis(bg, W))
+            parts.append((W * NY[:k], PY[:k], 1.0))
+        current = coef[0] * lx - coef[1] * ly
+        T = self._combine(parts, W, coef)
+        gamma = state["gamma"]
+        while gamma >= 1.0 / 256:
+            W_new, scale = self._update_W(W, T, gamma)
+            HX = tgt.H * scale
+            lx_new, ly_new, HY = self.loss_.loss(bx, HX, W_new), 0.0, None
+            if contrast:
+                Wa = self._basis(bg, W_new)
+                HY = self._solve(by, bg.H * self._hscale(bg, scale), Wa, 1000, _SOLVE_TOL / 100)
+                ly_new = self.loss_.loss(by, HY, Wa)
+            if coef[0] * lx_new - coef[1] * ly_new <= current + _SOLVE_TOL * abs(current):
+                tgt.H = HX
+                if contrast:
+                    bg.H = HY
+                state["gamma"] = min(1.0, gamma * 2.0)
+                return W_new, (lx_new, ly_new), False
+            gamma *= 0.5
+        state["gamma"] = 1.0 / 256
+        return W, (lx, ly), True  # no step descends: a stationary point
+
+    def _minibatch_epoch(self, sets, W, coef, state, rng):
+        """One pass over all cells in minibatches; W is updated after every batch.
+
+        Running statistics follow the online NMF of Lefèvre et al. (2011) as in
+        scikit-learn's ``MiniBatchNMF``: ``NUM = rho NUM + W * P`` and ``DEN = rho DEN + N``
+        (parts swapped for the background), each scaled to the size of its set, and
+        ``W = NUM / DEN`` after every step.
+        """
+        k = W.shape[0]
+        inner = self.inner_iter or 10
+        sizes = self._batch_sizes(sets)
+        steps = max(math.ceil(s.n / b) for s, b in zip(sets, sizes, strict=True))
+        rho = self.forget_factor ** (1.0 / steps)
+        if state["acc"] is None:
+            state["acc"] = [[torch.zeros_like(W), torch.zeros_like(W), 0.0] for _ in sets]
+        acc = state["acc"]
+        iters = [self._batches(s, b, rng) for s, b in zip(sets, sizes, strict=True)]
+        losses = [0.0, 0.0]
+        for _ in range(steps):
+            for i, (s, it) in enumerate(zip(sets, iters, strict=True)):
+                a = acc[i]
+                a[0].mul_(rho)
+                a[1].mul_(rho)
+                a[2] *= rho
+                b = next(it, None)
+                if b is None:
+                    continue
+                rows = torch.as_tensor(b.rows, device=self.device_)
+                Wa = self._basis(s, W)
+                Hb = s.H[rows]
+                for _ in range(inner):
+                    Hb = self.loss_.h_step(b, Hb, Wa)
+                s.H[rows] = Hb
+                P, N, loss = self.loss_.stats(b, Hb, Wa)
+                losses[i] += loss
+                a[0].add_(W * (P[:k] if i == 0 else N[:k]))
+                a[1].add_(N[:k] if i == 0 else P[:k])
+                a[2] += b.n
+            weights = [s.n / a[2] if a[2] > 0 else 0.0 for a, s in zip(acc, sets, strict=True)]
+            T = self._combine([(a[0], a[1], w) for a, w in zip(acc, weights, strict=True)], W, coef)
+            W, scale = self._update_W(W, T, 1.0)
+            for s, a in zip(sets, acc, strict=True):
+                s.H.mul_(self._hscale(s, scale))
+                a[1].mul_(scale[:, None])
+        return W, losses
+
+    def _solve(self, b: Batch, H: torch.Tensor, W: torch.Tensor, max_iter: int, tol: float):
+        """Usages of a batch with W fixed: multiplicative steps until the loss settles."""
+        prev = None
+        for i in range(max_iter):
+            H = self.loss_.h_step(b, H, W)
+            if i % 5 == 4:
+                cur = self.loss_.loss(b, H, W)
+                if prev is not None and abs(prev - cur) <= tol * max(abs(cur), EPS):
+                    break
+                prev = cur
+        return H
+
+    def _finish(self, best: dict) -> None:
+        self.components_ = best["W"].double().cpu().numpy()
+        self.usage_target_ = best["H"][0].double().cpu().numpy()
+        self.usage_background_ = best["H"][1].double().cpu().numpy()
+        self.baseline_background_ = best["baseline"].double().cpu().numpy()
+        self.history_ = best["history"]
+        self.objective_ = best["objective"]
+        self.target_term_, self.background_term_ = best["terms"]
+        self.n_epochs_ = self.n_iter_ = best["n_epochs"]
+        self.converged_ = best["converged"]
+        self.n_features_in_ = self.components_.shape[1]
+        if not self.converged_:
+            warnings.warn(
+                f"BcNMF stopped after max_epochs={self.n_epochs_} epochs before the objective "
+                f"changed by less than tol={self.tol}; increase max_epochs or tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._check_collapse()
+
+    def _check_collapse(self) -> None:
+        tot = np.concatenate([self.usage_target_, self.usage_background_]).sum(0)
+        dead = np.flatnonzero(tot <= 1e-8 * max(tot.max(), EPS))
+        if len(dead):
+            warnings.warn(
+                f"Topics {dead.tolist()} have (almost) no usage in any cell: the fit collapsed "
+                "them. Use fewer topics, a smaller alpha, or more restarts (n_init).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        zero_cells = np.mean(self.usage_target_.sum(1) <= 0)
+        if zero_cells > 0.01:
+            warnings.warn(
+                f"{zero_cells:.1%} of target cells have all-zero usage; the fit may have "
+                "collapsed (try a smaller alpha).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    # --------------------------------------------------------------- transform
+    def transform(self, X, *, batch_size: int = 4096) -> np.ndarray:
+        """Usages of new cells (cells x K) with the fitted components fixed."""
+        self._check_fitted()
+        X = _check_matrix(X, "X")
+        if X.shape[1] != self.components_.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} genes but the model was fitted on "
+                f"{self.components_.shape[1]}; use the same genes in the same order."
+            )
+        return self.transform_source(InMemoryRows(X), batch_size=batch_size)
+
+    def transform_source(self, source: RowSource, *, batch_size: int = 4096) -> np.ndarray:
+        """Usages for the rows of a :class:`RowSource` (see :meth:`transform`)."""
+        self._check_fitted()
+        device = resolve_device(self.device)
+        dtype = _resolve_dtype(self.dtype)
+        loss = get_loss(self.loss)
+        self.loss_ = loss
+        self.dtype_, self.device_ = dtype, device
+        W = torch.as_tensor(self.components_, dtype=dtype).to(device)
+        out = np.zeros((source.n_obs, W.shape[0]))
+        with _flush_denormals():
+            for b in source.batches(batch_size, dtype=dtype, device=device):
+                lib = _row_sums(b)
+                H0 = (lib.clamp_min(1e-3)[:, None] / W.shape[0]).expand(b.n, W.shape[0])
+                H = self._solve(b, H0.to(device).contiguous(), W, 200, 1e-6)
+                out[b.rows] = H.double().cpu().numpy()
+        return out
+
+    def fit_transform(self, X_target, X_background) -> np.ndarray:
+        """Fit and return the target usages."""
+        return self.fit(X_target, X_background).usage_target_
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "components_"):
+            raise RuntimeError("This BcNMF instance is not fitted yet; call fit() first.")
+
+    def __repr__(self) -> str:
+        return f"BcNMF(n_components={self.n_components}, alpha={self.alpha}, loss={self.loss!r})"
+
+
+_DIVERGED = (
+    "The fit diverged (non-finite objective). Check the input for extreme values, use "
+    "dtype='float64', a smaller alpha or a larger w_floor."
+)
+
+
+def _row_sums(b: Batch) -> torch.Tensor:
+    """Total count of each row of a batch."""
+    crow = b.X.crow_indices().long()
+    rows = torch.repeat_interleave(torch.arange(b.n, device=crow.device), crow.diff())
+    return torch.zeros(b.n, dtype=b.values.dtype, device=crow.device).index_add_(0, rows, b.values)
+
+
+class _flush_denormals:
+    """Flush denormal floats to zero on CPU while fitting.
+
+    Multiplicative updates drive unused entries towards zero; once they are denormal, CPU
+    arithmetic on them is up to 100x slower. Flushing changes nothing a user can see
+    (values below 1e-38 in float32) and is restored afterwards.
+    """
+
+    def __enter__(self):
+        self._ok = torch.set_flush_denormal(True)
+        return self
+
+    def __exit__(self, *exc):
+        if self._ok:
+            torch.set_flush_denormal(False)
+        return False
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc="bcNMF", unit="epoch", leave=False)

@@ -1,0 +1,6 @@
+"""Tools: fit background-contrastive NMF on AnnData and test topic enrichment."""
+
+from ._bcnmf import bcnmf, bcnmf_transform
+from ._enrichment import topic_enrichment
+
+__all__ = ["bcnmf", "bcnmf_transform", "topic_enrichment"]

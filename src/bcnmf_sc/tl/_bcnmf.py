@@ -1,0 +1,414 @@
+"""Scanpy-style wrapper around :class:`bcnmf_sc.BcNMF`."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from scanpy import logging as logg
+
+from .._engine import BcNMF
+from ._enrichment import compare_usage
+
+__all__ = ["bcnmf", "bcnmf_transform"]
+
+_LOSSES = ("kl", "frobenius")
+
+
+# ----------------------------------------------------------------------- helpers
+def _get_matrix(adata: AnnData, layer: str | None):
+    if layer is None:
+        X = adata.X
+        if X is None:
+            raise ValueError("adata.X is empty; pass layer= to use a layer with counts.")
+        return X
+    if not isinstance(layer, str) or layer not in adata.layers:
+        raise KeyError(f"Layer {layer!r} not found; available layers: {list(adata.layers)}.")
+    return adata.layers[layer]
+
+
+def _as_csr_or_dense(X):
+    """CSR for sparse input, a plain ndarray otherwise (views and matrices included)."""
+    if sp.issparse(X):
+        return sp.csr_matrix(X)
+    if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
+        X = X.toarray()
+    return np.asarray(X)
+
+
+def _check_values(X, loss: str, what: str) -> None:
+    data = X.data if sp.issparse(X) else X
+    if data.size == 0:
+        return
+    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+        raise ValueError(f"{what} must hold real numbers, got dtype {data.dtype}.")
+    if not np.all(np.isfinite(data)):
+        raise ValueError(f"{what} contains NaN or infinite values; remove or impute them first.")
+    lo = data.min()
+    if lo < 0:
+        hint = (
+            "loss='kl' expects raw counts (e.g. layer='counts')"
+            if loss == "kl"
+            else "loss='frobenius' needs non-negative data such as log1p-normalised counts "
+            "(not scaled or centred data)"
+        )
+        raise ValueError(
+            f"{what} contains negative values (min {lo:.3g}); NMF needs non-negative data: "
+            f"{hint}. Use raw counts with loss='kl', or non-negative normalised data with "
+            "loss='frobenius'."
+        )
+
+
+def _resolve_mask(adata: AnnData, mask_var) -> tuple[np.ndarray, str | None]:
+    """Boolean gene mask and the name to record (``None`` for all genes or a custom mask)."""
+    if mask_var is None:
+        if "highly_variable" in adata.var.columns:
+            mask_var = "highly_variable"
+        else:
+            return np.ones(adata.n_vars, dtype=bool), None
+    if isinstance(mask_var, str):
+        if mask_var not in adata.var.columns:
+            raise KeyError(
+                f"mask_var {mask_var!r} is not a column of adata.var; "
+                f"available: {list(adata.var.columns)}."
+            )
+        col = adata.var[mask_var]
+        if not pd.api.types.is_bool_dtype(col):
+            raise ValueError(f"adata.var[{mask_var!r}] must be boolean, got dtype {col.dtype}.")
+        mask, name = col.to_numpy(dtype=bool), mask_var
+    else:
+        mask = np.asarray(mask_var)
+        if mask.dtype != bool or mask.shape != (adata.n_vars,):
+            raise ValueError(
+                f"mask_var must be a var column name or a boolean array of length "
+                f"{adata.n_vars}, got {mask.dtype} array of shape {mask.shape}."
+            )
+        name = "custom"
+    if not mask.any():
+        raise ValueError("mask_var selects no genes.")
+    return mask, name
+
+
+def _as_list(values) -> list:
+    if values is None:
+        return []
+    if isinstance(values, str | bool | np.bool_) or not isinstance(values, Sequence | np.ndarray):
+        return [values]
+    return list(values)
+
+
+def _resolve_groups(
+    adata: AnnData, background_key: str, background, target
+) -> tuple[np.ndarray, np.ndarray, list, list]:
+    """Masks of target and background cells and the category lists."""
+    if not isinstance(background_key, str) or background_key not in adata.obs.columns:
+        raise KeyError(
+            f"background_key {background_key!r} is not a column of adata.obs; "
+            f"available columns: {list(adata.obs.columns)}."
+        )
+    col = adata.obs[background_key]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        present = list(col.cat.categories)  # declared categories; empty ones fail below
+    else:
+        present = list(pd.unique(col.dropna()))
+    if pd.api.types.is_bool_dtype(col) and background is None and target is None:
+        background, target = [False], [True]
+    if background is None:
+        raise ValueError(
+            f"Pass background= (one or more of {present}) to say which cells of "
+            f"{background_key!r} are the background."
+        )
+    bg = _as_list(background)
+    tg = _as_list(target)
+    for name, vals in (("background", bg), ("target", tg)):
+        unknown = [v for v in vals if v not in present]
+        if unknown:
+            raise ValueError(
+                f"Unknown {name} categories {unknown} in adata.obs[{background_key!r}]; "
+                f"available: {present}."
+            )
+    if target is None:
+        observed = set(pd.unique(col.dropna()))
+        tg = [c for c in present if c not in bg and c in observed]
+    overlap = [v for v in tg if v in bg]
+    if overlap:
+        raise ValueError(f"Categories {overlap} are both target and background.")
+    is_bg = col.isin(bg).to_numpy(dtype=bool)
+    is_tg = col.isin(tg).to_numpy(dtype=bool)
+    if not is_tg.any():
+        raise ValueError(f"The target group ({tg}) has no cells.")
+    if not is_bg.any():
+        raise ValueError(f"The background group ({bg}) has no cells.")
+    return is_tg, is_bg, tg, bg
+
+
+def _plain(v: Any):
+    """Numpy scalars -> Python scalars so params stay h5ad-friendly."""
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+# ------------------------------------------------------------------------ bcnmf
+def bcnmf(
+    adata: AnnData,
+    background_key: str,
+    background: str | Sequence[str] | None = None,
+    *,
+    target: str | Sequence[str] | None = None,
+    n_topics: int = 10,
+    alpha: float | None = None,
+    loss: Literal["kl", "frobenius"] = "kl",
+    layer: str | None = None,
+    mask_var: str | np.ndarray | None = None,
+    batch_size: int | None = None,
+    max_epochs: int | None = None,
+    tol: float = 1e-4,
+    n_init: int = 1,
+    random_state: int | None = 0,
+    device: str = "auto",
+    key_added: str = "bcnmf",
+    copy: bool = False,
+    progress: bool = True,
+) -> AnnData | None:
+    """Background-contrastive NMF: gene programs of target cells absent from a background.
+
+    Fits :class:`bcnmf_sc.BcNMF` to the target cells against the background cells, then
+    projects all other cells (those in neither group) onto the fitted topics.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix (cells x genes). Counts for ``loss="kl"``; integer or float,
+        sparse (CSR/CSC) or dense; views are accepted.
+    background_key
+        Column of ``adata.obs`` that defines the groups.
+    background
+        Category (or list of categories) of ``background_key`` that is the background.
+        Not needed for a boolean column, where ``True`` marks target cells and ``False``
+        background cells.
+    target
+        Category or categories that are the target; default all categories that are not
+        background. Cells in neither group (and cells with a missing value) are not used
+        for fitting; their usages are computed by projection onto the fitted topics.
+    n_topics
+        Number of topics K.
+    alpha
+        Strength of the contrast (0 is plain NMF of the target). ``None`` uses the
+        engine's default; the value used is recorded in ``.uns[key_added]["params"]``.
+    loss
+        ``"kl"`` (Poisson; raw counts) or ``"frobenius"`` (non-negative continuous data,
+        e.g. log1p-normalised counts).
+    layer
+        Layer to use instead of ``.X``.
+    mask_var
+        Genes to use: a boolean ``.var`` column name or a boolean mask. Default
+        ``"highly_variable"`` when that column exists, else all genes. Genes left out get
+        zero loadings.
+    batch_size, max_epochs, tol, n_init, random_state, device
+        Passed to :class:`bcnmf_sc.BcNMF`.
+    key_added
+        Results are stored under this key (see Returns).
+    copy
+        Return a modified copy instead of writing to ``adata``.
+    progress
+        Show a progress bar over epochs.
+
+    Returns
+    -------
+    ``None``, or a new AnnData when ``copy=True``. Sets
+
+    ``.obsm[f"X_{key_added}"]`` : ndarray (n_obs, n_topics)
+        Topic usages of every cell.
+    ``.varm[f"{key_added}_loadings"]`` : ndarray (n_vars, n_topics)
+        Gene loadings; each topic's loadings over the used genes sum to one.
+    ``.uns[key_added]`` : dict
+        ``params`` (everything needed to reproduce the fit; parameters that were
+        ``None`` are left out), ``history`` (per-epoch objective), ``topics`` (names),
+        ``objective``, ``n_epochs``, ``converged`` and ``enrichment``: a DataFrame with
+        one row per topic comparing target and background cells (see
+        :func:`bcnmf_sc.tl.topic_enrichment`), most target-enriched topic first.
+
+    Examples
+    --------
+    >>> import bcnmf_sc as bc
+    >>> adata = bc.datasets.simulate()
+    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=5)  # doctest: +SKIP
+    >>> adata.uns["bcnmf"]["enrichment"].head()  # doctest: +SKIP
+    """
+    # ---- validate everything before touching adata
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
+    if loss not in _LOSSES:
+        raise ValueError(f"Unknown loss {loss!r}: use one of {_LOSSES}.")
+    if alpha is not None and (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, numbers.Real)
+        or not math.isfinite(alpha)
+        or alpha < 0
+    ):
+        raise ValueError(f"alpha must be a finite number >= 0 or None, got {alpha!r}.")
+    if isinstance(n_topics, bool) or not isinstance(n_topics, numbers.Integral) or n_topics < 1:
+        raise ValueError(f"n_topics must be an integer >= 1, got {n_topics!r}.")
+    is_tg, is_bg, tg, bg = _resolve_groups(adata, background_key, background, target)
+    X = _get_matrix(adata, layer)
+    genes, mask_name = _resolve_mask(adata, mask_var)
+    n_genes = int(genes.sum())
+    if n_topics > min(int(is_tg.sum()), n_genes):
+        raise ValueError(
+            f"n_topics={n_topics} is too large for {int(is_tg.sum())} target cells x "
+            f"{n_genes} genes; use at most {min(int(is_tg.sum()), n_genes)}."
+        )
+    X = _as_csr_or_dense(X)
+    X = X[:, genes] if not genes.all() else X
+    _check_values(X, loss, "The data" if layer is None else f"Layer {layer!r}")
+
+    kwargs: dict[str, Any] = {} if alpha is None else {"alpha": float(alpha)}
+    model = BcNMF(
+        n_components=int(n_topics),
+        loss=loss,
+        batch_size=batch_size,
+        max_epochs=max_epochs,
+        tol=tol,
+        n_init=n_init,
+        random_state=random_state,
+        device=device,
+        progress=progress,
+        **kwargs,
+    )
+    start = logg.info(
+        f"computing bcNMF with {n_topics} topics on {int(is_tg.sum())} target vs "
+        f"{int(is_bg.sum())} background cells x {n_genes} genes"
+    )
+    model.fit(X[is_tg], X[is_bg])
+    other = ~(is_tg | is_bg)
+
+    # ---- assemble results, then write
+    K = int(n_topics)
+    usage = np.zeros((adata.n_obs, K))
+    usage[is_tg] = model.usage_target_
+    usage[is_bg] = model.usage_background_
+    if other.any():
+        usage[other] = model.transform(X[other])
+    loadings = np.zeros((adata.n_vars, K))
+    loadings[genes] = model.components_.T
+    topics = [f"topic_{i + 1}" for i in range(K)]
+    enrichment = compare_usage(usage, is_tg, is_bg, topics, names=("target", "background"))
+
+    engine = model.get_params()
+    params = {
+        "background_key": background_key,
+        "background": [_plain(v) for v in bg],
+        "target": [_plain(v) for v in tg],
+        "n_topics": K,
+        "alpha": float(model.alpha),
+        "loss": loss,
+        "layer": layer,
+        "mask_var": mask_name,
+        "n_genes_used": n_genes,
+        "batch_size": batch_size,
+        "max_epochs": max_epochs,
+        "tol": float(tol),
+        "n_init": int(n_init),
+        "random_state": random_state,
+        "device": str(device),
+        "solver": getattr(model, "solver_", engine.get("solver")),
+        "init": engine.get("init"),
+        "alpha_scaling": engine.get("alpha_scaling"),
+        "dtype": engine.get("dtype"),
+        "n_target": int(is_tg.sum()),
+        "n_background": int(is_bg.sum()),
+        "n_projected": int(other.sum()),
+    }
+    params = {k: _plain(v) for k, v in params.items() if v is not None}
+    history = {k: np.asarray(v, dtype=float) for k, v in model.history_.items()}
+
+    if copy:
+        adata = adata.copy()
+    adata.obsm[f"X_{key_added}"] = usage
+    adata.varm[f"{key_added}_loadings"] = loadings
+    adata.uns[key_added] = {
+        "params": params,
+        "history": history,
+        "topics": topics,
+        "objective": float(model.objective_),
+        "n_epochs": int(model.n_epochs_),
+        "converged": bool(model.converged_),
+        "enrichment": enrichment,
+    }
+    logg.info(
+        "    finished",
+        time=start,
+        deep=(
+            f"added\n    .obsm['X_{key_added}'], topic usages\n"
+            f"    .varm['{key_added}_loadings'], gene loadings\n"
+            f"    .uns['{key_added}'], params, history and enrichment"
+        ),
+    )
+    return adata if copy else None
+
+
+# -------------------------------------------------------------------- transform
+def bcnmf_transform(
+    adata_query: AnnData,
+    adata_reference: AnnData,
+    *,
+    key: str = "bcnmf",
+    layer: str | None = None,
+) -> None:
+    """Topic usages of new cells from the loadings fitted on a reference.
+
+    Genes are matched by name (``var_names``); loadings of the reference genes found in
+    the query are renormalised so each topic sums to one over them.
+
+    Parameters
+    ----------
+    adata_query
+        New cells (same kind of values as the reference was fitted on).
+    adata_reference
+        Data on which :func:`bcnmf_sc.tl.bcnmf` was run.
+    key
+        The ``key_added`` used for the reference fit; the usages are written to
+        ``adata_query.obsm[f"X_{key}"]``.
+    layer
+        Layer of the query to use instead of ``.X``.
+
+    Raises
+    ------
+    ValueError
+        If fewer than half of the reference's loaded genes are in the query.
+    """
+    lkey = f"{key}_loadings"
+    if lkey not in adata_reference.varm or key not in adata_reference.uns:
+        raise KeyError(f"No bcNMF result under key {key!r} in the reference; run tl.bcnmf first.")
+    params = adata_reference.uns[key].get("params", {})
+    loss = str(params.get("loss", "kl"))
+    L = np.asarray(adata_reference.varm[lkey], dtype=float)
+    loaded = L.sum(1) > 0
+    ref_genes = adata_reference.var_names[loaded]
+    pos = adata_query.var_names.get_indexer(ref_genes)
+    found = pos >= 0
+    frac = found.mean() if len(found) else 0.0
+    if frac < 0.5:
+        raise ValueError(
+            f"Only {found.sum()} of the reference's {len(ref_genes)} loaded genes "
+            f"({frac:.0%}) are in the query's var_names; at least 50% must match."
+        )
+    W = L[loaded][found].T  # K x matched genes
+    W = W / np.maximum(W.sum(1, keepdims=True), 1e-12)
+    X = _as_csr_or_dense(_get_matrix(adata_query, layer))[:, pos[found]]
+    _check_values(X, loss, "The query data")
+    model = BcNMF(n_components=W.shape[0], loss=loss)
+    model.components_ = W
+    usage = model.transform(X)
+    adata_query.obsm[f"X_{key}"] = usage
+    logg.info(
+        f"projected {adata_query.n_obs} cells onto {W.shape[0]} topics "
+        f"using {int(found.sum())} of {len(ref_genes)} genes"
+    )

@@ -1,0 +1,91 @@
+"""Tests of the bcnmf-sc command line interface."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from anndata import read_h5ad
+
+from bcnmf_sc.cli import main
+from bcnmf_sc.datasets import simulate
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny matrices: torch's intra-op threads only add overhead (a lot on a busy CPU)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def h5ad(tmp_path):
+    adata = simulate(n_target=60, n_background=60, n_genes=120, n_markers=20, n_program_genes=20)
+    path = tmp_path / "in.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def test_fit_end_to_end(h5ad, tmp_path, capsys):
+    out = tmp_path / "sub" / "out.h5ad"
+    argv = [
+        "fit", str(h5ad), "-o", str(out), "--background-key", "condition",
+        "--background", "background", "-k", "2", "--alpha", "0.5", "--max-epochs", "3",
+        "--seed", "3", "--device", "cpu",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert "most target-enriched topic" in capsys.readouterr().out
+    res = read_h5ad(out)
+    assert res.obsm["X_bcnmf"].shape == (120, 2)
+    p = res.uns["bcnmf"]["params"]
+    assert p["alpha"] == 0.5 and p["random_state"] == 3 and p["n_topics"] == 2
+    assert list(p["target"]) == ["target"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--background", "ctrl"], "Unknown background"),
+        (["--background", "background", "--layer", "counts"], "counts"),
+    ],
+)
+def test_fit_bad_input_exit_code(h5ad, tmp_path, capsys, extra, needle):
+    out = tmp_path / "out.h5ad"
+    argv = ["fit", str(h5ad), "-o", str(out), "--background-key", "condition", *extra]
+    assert main(argv) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bcnmf-sc: error:") and needle in err
+    assert len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_missing_file_subprocess(tmp_path):
+    cmd = [sys.executable, "-m", "bcnmf_sc.cli", "fit", str(tmp_path / "nope.h5ad")]
+    cmd += ["-o", str(tmp_path / "o.h5ad"), "--background-key", "c", "--background", "x"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().startswith("bcnmf-sc: error:")
+    assert "does not exist" in proc.stderr
+
+
+def test_help():
+    proc = subprocess.run(
+        [sys.executable, "-m", "bcnmf_sc.cli", "fit", "--help"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "--background-key" in proc.stdout
+
+
+def test_demo_small(tmp_path, capsys):
+    outdir = tmp_path / "demo"
+    argv = ["demo", "-o", str(outdir), "--n-cells", "60", "--n-genes", "120"]
+    assert main([*argv, "--max-epochs", "3"]) == 0
+    for name in ("bcnmf_demo.h5ad", "enrichment.csv", "top_genes.csv", "bcnmf_demo.png"):
+        assert (outdir / name).stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "most target-enriched topic" in out and "planted" in out

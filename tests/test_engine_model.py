@@ -1,0 +1,201 @@
+"""The BcNMF engine: agreement with scikit-learn, numerics, input checks."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from bcnmf_sc import BcNMF, ConvergenceWarning
+from bcnmf_sc._engine.losses import FrobeniusLoss, KLLoss
+
+
+def _random_pair(seed=0, n=120, m=100, g=60, density=0.3, integer=True):
+    rng = np.random.default_rng(seed)
+
+    def one(rows):
+        A = sp.random(rows, g, density=density, random_state=rng, format="csr")
+        A.data = rng.poisson(3.0, size=A.nnz) + 1.0 if integer else A.data * 5
+        return A
+
+    return one(n), one(m)
+
+
+def _kl(X, M):
+    X = np.asarray(X.todense() if sp.issparse(X) else X, dtype=float)
+    pos = X > 0
+    return float(np.sum(X[pos] * np.log(X[pos] / M[pos])) - X.sum() + M.sum())
+
+
+@pytest.mark.parametrize("loss", ["kl", "frobenius"])
+def test_alpha_zero_matches_sklearn_nmf(loss):
+    """alpha=0 is plain NMF: the objective reached matches scikit-learn's NMF."""
+    from sklearn.decomposition import NMF
+
+    X, Y = _random_pair(seed=1)
+    beta = "kullback-leibler" if loss == "kl" else "frobenius"
+    ref = NMF(4, beta_loss=beta, solver="mu", init="nndsvda", max_iter=2000, tol=1e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.fit(X)
+    ref_obj = ref.reconstruction_err_**2 / 2  # sklearn reports sqrt(2 * D)
+    model = BcNMF(
+        4,
+        alpha=0.0,
+        loss=loss,
+        alpha_scaling="raw",
+        solver="full",
+        tol=1e-8,
+        max_epochs=2000,
+        dtype="float64",
+        init="nndsvda",
+    ).fit(X, Y)
+    assert model.objective_ == pytest.approx(ref_obj, rel=0.02)
+    # and the objective is the loss of the returned factors, computed independently
+    M = model.usage_target_ @ model.components_
+    if loss == "kl":
+        assert model.objective_ == pytest.approx(_kl(X, M), rel=1e-6)
+    else:
+        Xd = X.toarray()
+        assert model.objective_ == pytest.approx(0.5 * np.sum((Xd - M) ** 2), rel=1e-6)
+
+
+def test_sparse_and_dense_give_same_factors():
+    X, Y = _random_pair(seed=2)
+    kw = dict(alpha=1.5, solver="full", max_epochs=30, tol=0, dtype="float64")
+    a = BcNMF(3, **kw).fit(X, Y)
+    b = BcNMF(3, **kw).fit(X.toarray(), Y.toarray())
+    c = BcNMF(3, **kw).fit(X.tocsc().astype(np.int64), Y.tocsc())
+    np.testing.assert_allclose(a.components_, b.components_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(a.usage_target_, b.usage_target_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(a.components_, c.components_, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("loss", ["kl", "frobenius"])
+@pytest.mark.parametrize("data", ["random", "simulated"])
+def test_full_batch_objective_never_increases(loss, data):
+    if data == "random":
+        X, Y = _random_pair(seed=3, integer=loss == "kl")
+    else:
+        from bcnmf_sc.datasets import simulate
+
+        ad = simulate(
+            n_target=300,
+            n_background=300,
+            n_genes=300,
+            n_markers=20,
+            n_program_genes=20,
+            random_state=3,
+        )
+        t = (ad.obs["condition"] == "target").to_numpy()
+        X, Y = ad.X[t], ad.X[~t]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = BcNMF(
+            4, alpha=2.0, loss=loss, solver="full", max_epochs=60, tol=0, dtype="float64"
+        ).fit(X, Y)
+    obj = np.asarray(m.history_["objective"])
+    assert len(obj) > 5
+    # non-increasing up to the background solve's relative tolerance (1e-7)
+    assert np.all(np.diff(obj) <= 1e-7 * np.abs(obj[:-1])), np.diff(obj).max()
+    # the recorded terms add up to the objective
+    np.testing.assert_allclose(
+        obj, np.asarray(m.history_["target"]) - 2.0 * np.asarray(m.history_["background"])
+    )
+
+
+def test_gauge_is_fixed_and_outputs_are_finite():
+    X, Y = _random_pair(seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = BcNMF(5, solver="full", max_epochs=20).fit(X, Y)
+    np.testing.assert_allclose(m.components_.sum(1), 1.0, rtol=1e-5)
+    assert np.all(m.components_ > 0)
+    for H in (m.usage_target_, m.usage_background_):
+        assert np.all(np.isfinite(H)) and np.all(H >= 0)
+    # usages carry the scale: a cell's usage sums to about its total count
+    lib = np.asarray(X.sum(1)).ravel()
+    assert np.corrcoef(m.usage_target_.sum(1), lib)[0, 1] > 0.95
+
+
+def test_same_seed_same_result_and_restarts_keep_the_best():
+    X, Y = _random_pair(seed=5)
+    kw = dict(solver="minibatch", batch_size=64, max_epochs=5, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = BcNMF(3, random_state=7, **kw).fit(X, Y)
+        b = BcNMF(3, random_state=7, **kw).fit(X, Y)
+        c = BcNMF(3, random_state=7, n_init=3, **kw).fit(X, Y)
+    np.testing.assert_array_equal(a.components_, b.components_)
+    np.testing.assert_array_equal(a.usage_target_, b.usage_target_)
+    assert c.objective_ <= a.objective_ + 1e-9
+
+
+def test_transform_reproduces_fitted_usages():
+    X, Y = _random_pair(seed=6)
+    m = BcNMF(3, solver="full", max_epochs=100, dtype="float64").fit(X, Y)
+    H = m.transform(X)
+    np.testing.assert_allclose(H, m.usage_target_, rtol=0.05, atol=0.05 * H.mean())
+    # transform of the background matches the reported background usages
+    Hb = m.transform(Y)
+    np.testing.assert_allclose(Hb, m.usage_background_, rtol=0.05, atol=0.05 * Hb.mean())
+
+
+def test_convergence_warning_when_max_epochs_is_hit():
+    X, Y = _random_pair(seed=7)
+    with pytest.warns(ConvergenceWarning, match="max_epochs"):
+        m = BcNMF(3, solver="full", max_epochs=2, tol=1e-12).fit(X, Y)
+    assert not m.converged_ and m.n_epochs_ == 2
+
+
+def test_null_deviance_matches_direct_computation():
+    X, _ = _random_pair(seed=8)
+    Xd = X.toarray()
+    r, c = Xd.sum(1), Xd.sum(0)
+    M = np.outer(r, c) / Xd.sum()
+    assert KLLoss.null_deviance(X, c) == pytest.approx(_kl(Xd, M), rel=1e-10)
+    assert FrobeniusLoss.null_deviance(X, c) == pytest.approx(0.5 * np.sum((Xd - M) ** 2))
+
+
+def test_deviance_scaling_makes_alpha_independent_of_depth():
+    """Scaling the background's counts by 10 leaves the fitted topics unchanged."""
+    X, Y = _random_pair(seed=9)
+    kw = dict(alpha=1.5, solver="full", max_epochs=5, tol=0, dtype="float64", loss="frobenius")
+    a = BcNMF(3, **kw).fit(X, Y)
+    b = BcNMF(3, **kw).fit(X, Y * 10.0)
+    np.testing.assert_allclose(a.components_, b.components_, rtol=1e-5, atol=1e-9)
+
+
+# ----------------------------------------------------------------- bad input
+BAD = [
+    (lambda X, Y: (X * -1.0, Y), {}, "negative values"),
+    (lambda X, Y: (X, sp.csr_matrix(np.full((3, X.shape[1]), np.nan))), {}, "NaN or infinite"),
+    (lambda X, Y: (X, Y[:, :-1]), {}, "same genes"),
+    (lambda X, Y: (X[:0], Y), {}, "no cells"),
+    (lambda X, Y: (X, Y[:0]), {}, "no cells"),
+    (lambda X, Y: (X, Y), {"n_components": 0}, "n_components must be an integer >= 1"),
+    (lambda X, Y: (X, Y), {"n_components": 500}, "too large"),
+    (lambda X, Y: (X, Y), {"alpha": -1.0}, "alpha must be >= 0"),
+    (lambda X, Y: (X, Y), {"loss": "poisson"}, "Unknown loss"),
+    (lambda X, Y: (X, Y), {"solver": "sgd"}, "Unknown solver"),
+    (lambda X, Y: (X, Y), {"init": "magic"}, "Unknown init"),
+    (lambda X, Y: (X, Y), {"dtype": "float16"}, "Unknown dtype"),
+]
+
+
+@pytest.mark.parametrize(("make", "params", "message"), BAD)
+def test_bad_input_raises_with_a_helpful_message(make, params, message):
+    X, Y = _random_pair(seed=10)
+    Xb, Yb = make(X, Y)
+    kw = {"n_components": 3, **params}
+    with pytest.raises(ValueError, match=message):
+        BcNMF(**kw).fit(Xb, Yb)
+
+
+def test_transform_checks_genes():
+    X, Y = _random_pair(seed=11)
+    m = BcNMF(3, solver="full", max_epochs=5).fit(X, Y)
+    with pytest.raises(ValueError, match="same genes"):
+        m.transform(X[:, :10])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        BcNMF(3).transform(X)
