@@ -102,9 +102,9 @@ def init_components(
 
 
 def _log_normalised(X: sp.csr_matrix) -> sp.csr_matrix:
-    lib = np.asarray(X.sum(1)).ravel()
-    scale = np.median(lib[lib > 0]) if np.any(lib > 0) else 1.0
-    Xn = sp.diags(scale / np.maximum(lib, 1e-12)) @ X.astype(np.float64)
+    """log1p of counts per 10,000 (independent of sequencing depth)."""
+    lib = np.asarray(X.sum(1, dtype=np.float64)).ravel()
+    Xn = sp.diags(1e4 / np.maximum(lib, 1e-12)) @ X.astype(np.float64)
     Xn = Xn.tocsr()
     Xn.data = np.log1p(Xn.data)
     return Xn

@@ -21,6 +21,9 @@ from .sparse import Batch, sddmm
 __all__ = ["KLLoss", "FrobeniusLoss", "get_loss"]
 
 EPS = 1e-12
+# usages are kept above this so that multiplicative updates can revive them (an exact
+# zero never changes again); far below any count, so invisible in the results
+H_MIN = 1e-30
 
 
 class KLLoss:
@@ -40,7 +43,7 @@ class KLLoss:
         R, _ = self._ratio(b, H, W)
         num = b.with_values(R) @ W.T  # (n x K)
         den = W.sum(1).clamp_min(EPS)  # all-ones product: row sums of W
-        return H * num / den
+        return (H * num / den).clamp_min_(H_MIN)
 
     def stats(self, b: Batch, H: torch.Tensor, W: torch.Tensor):
         R, mu = self._ratio(b, H, W)
@@ -70,7 +73,7 @@ class KLLoss:
         total = colsum.sum()
         if total <= 0:
             return 0.0
-        r = np.asarray(X.sum(1)).ravel()
+        r = np.asarray(X.sum(1, dtype=np.float64)).ravel()
         rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
         x = np.asarray(X.data, dtype=np.float64)
         keep = x > 0
@@ -86,7 +89,7 @@ class FrobeniusLoss:
     def h_step(self, b: Batch, H: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
         num = b.X @ W.T
         den = H @ (W @ W.T)
-        return H * num / den.clamp_min_(EPS)
+        return (H * num / den.clamp_min_(EPS)).clamp_min_(H_MIN)
 
     def stats(self, b: Batch, H: torch.Tensor, W: torch.Tensor):
         P = (b.Xt @ H).T  # H^T X
@@ -105,7 +108,7 @@ class FrobeniusLoss:
         xsq = float(np.sum(x * x))
         if total <= 0:
             return 0.5 * xsq
-        r = np.asarray(X.sum(1)).ravel()
+        r = np.asarray(X.sum(1, dtype=np.float64)).ravel()
         rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
         cross = float(np.sum(x * r[rows] * colsum[X.indices])) / total
         sq = float(np.sum(r * r)) * float(np.sum(colsum * colsum)) / total**2
