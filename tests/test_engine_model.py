@@ -211,3 +211,12 @@ def test_transform_checks_genes():
         m.transform(X[:, :10])
     with pytest.raises(RuntimeError, match="not fitted"):
         BcNMF(3).transform(X)
+
+
+def test_from_components_projects_like_the_fitted_model():
+    X, Y = _random_pair(seed=12)
+    m = BcNMF(3, solver="full", max_epochs=20, dtype="float64").fit(X, Y)
+    p = BcNMF.from_components(m.components_ * 5.0, dtype="float64")
+    np.testing.assert_allclose(p.transform(X), m.transform(X), rtol=1e-10)
+    with pytest.raises(ValueError, match="non-negative"):
+        BcNMF.from_components(-m.components_)

@@ -540,7 +540,6 @@ class BcNMF:
             "terms": (tgt.weight * final[0], bg.weight * final[1]),
             "n_epochs": epoch,
             "converged": converged,
-            "sets": sets,
         }
 
     def _batch_sizes(self, sets) -> tuple[int, int]:
@@ -714,6 +713,25 @@ class BcNMF:
             )
 
     # --------------------------------------------------------------- transform
+    @classmethod
+    def from_components(cls, components, **params) -> BcNMF:
+        """A model that only projects: fixed ``components`` (K x genes), no fit.
+
+        Rows are renormalised to sum to one. ``params`` are constructor parameters
+        (``loss``, ``device``, ``dtype`` matter for :meth:`transform`).
+        """
+        W = np.asarray(components, dtype=np.float64)
+        if W.ndim != 2 or W.shape[0] < 1 or np.any(W < 0) or not np.all(np.isfinite(W)):
+            raise ValueError("components must be a finite, non-negative K x genes matrix.")
+        sums = W.sum(1, keepdims=True)
+        if np.any(sums <= 0):
+            raise ValueError("Every component needs at least one positive loading.")
+        model = cls(n_components=W.shape[0], **params)
+        model._check_params()
+        model.components_ = W / sums
+        model.n_features_in_ = W.shape[1]
+        return model
+
     def transform(self, X, *, batch_size: int = 4096) -> np.ndarray:
         """Usages of new cells (cells x K) with the fitted components fixed."""
         self._check_fitted()

@@ -169,7 +169,7 @@ def bcnmf(
     mask_var: str | np.ndarray | None = None,
     batch_size: int | None = None,
     max_epochs: int | None = None,
-    tol: float = 1e-4,
+    tol: float = 1e-5,
     n_init: int = 1,
     random_state: int | None = 0,
     device: str = "auto",
@@ -404,9 +404,7 @@ def bcnmf_transform(
     W = W / np.maximum(W.sum(1, keepdims=True), 1e-12)
     X = _as_csr_or_dense(_get_matrix(adata_query, layer))[:, pos[found]]
     _check_values(X, loss, "The query data")
-    model = BcNMF(n_components=W.shape[0], loss=loss)
-    model.components_ = W
-    usage = model.transform(X)
+    usage = BcNMF.from_components(W, loss=loss).transform(X)
     adata_query.obsm[f"X_{key}"] = usage
     logg.info(
         f"projected {adata_query.n_obs} cells onto {W.shape[0]} topics "
