@@ -277,6 +277,22 @@ def test_formats_give_the_same_fit():
     assert adata.uns["e"]["params"]["layer"] == "dense_int"
 
 
+def test_backed_anndata_is_read_not_written(tmp_path):
+    import scanpy as sc
+
+    adata = _small(n_target=80, n_background=80, n_genes=120)
+    path = tmp_path / "backed.h5ad"
+    adata.write_h5ad(path)
+    before = path.read_bytes()
+    backed = sc.read_h5ad(path, backed="r")
+    bc.tl.bcnmf(backed, "condition", "background", **TINY)
+    bc.tl.bcnmf(adata, "condition", "background", **TINY)
+    np.testing.assert_allclose(backed.varm["bcnmf_loadings"], adata.varm["bcnmf_loadings"])
+    np.testing.assert_allclose(backed.obsm["X_bcnmf"], adata.obsm["X_bcnmf"])
+    backed.file.close()
+    assert path.read_bytes() == before
+
+
 # ------------------------------------------------------------- bad inputs
 def _bad_cases():
     def neg(a):

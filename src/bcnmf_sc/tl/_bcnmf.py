@@ -34,7 +34,15 @@ def _get_matrix(adata: AnnData, layer: str | None):
 
 
 def _as_csr_or_dense(X):
-    """CSR for sparse input, a plain ndarray otherwise (views and matrices included)."""
+    """CSR for sparse input, a plain ndarray otherwise (views, matrices and backed data).
+
+    A backed AnnData's matrix (sparse dataset or HDF5 array) is read into memory here;
+    the file is only read, never written.
+    """
+    if hasattr(X, "to_memory"):  # anndata's backed CSR/CSC datasets
+        X = X.to_memory()
+    elif type(X).__module__.startswith("h5py"):  # a backed dense matrix
+        X = X[()]
     if sp.issparse(X):
         return sp.csr_matrix(X)
     if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
