@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from _sim import target_background
 from bcnmf_sc import BcNMF, ConvergenceWarning
 from bcnmf_sc._engine.losses import FrobeniusLoss, KLLoss
 
@@ -77,9 +78,7 @@ def test_full_batch_objective_never_increases(loss, data):
     if data == "random":
         X, Y = _random_pair(seed=3, integer=loss == "kl")
     else:
-        from bcnmf_sc.datasets import simulate
-
-        ad = simulate(
+        X, Y, _ = target_background(
             n_target=150,
             n_background=150,
             n_genes=150,
@@ -87,8 +86,6 @@ def test_full_batch_objective_never_increases(loss, data):
             n_program_genes=15,
             random_state=3,
         )
-        t = (ad.obs["condition"] == "target").to_numpy()
-        X, Y = ad.X[t], ad.X[~t]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         m = BcNMF(

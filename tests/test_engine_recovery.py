@@ -4,23 +4,21 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
+from _sim import target_background
 from bcnmf_sc import BcNMF, ConvergenceWarning
-from bcnmf_sc.datasets import simulate
 
 SEEDS = (0, 1, 2)
 
 
 def _data(seed):
-    ad = simulate(random_state=seed)
-    t = (ad.obs["condition"] == "target").to_numpy()
+    X, Y, target = target_background(random_state=seed)
     return (
-        ad.X[t],
-        ad.X[~t],
-        ad.obs["program_1"].to_numpy()[t],
-        (ad.var["program"] == "program_1").to_numpy(),
+        X,
+        Y,
+        target.obs["program_1"].to_numpy(),
+        (target.var["program"] == "program_1").to_numpy(),
     )
 
 
@@ -62,7 +60,7 @@ def test_k2_plain_nmf_does_not(k2_results):
 
 
 def test_minibatch_and_full_batch_reach_the_same_objective():
-    ad = simulate(
+    X, Y, _ = target_background(
         n_target=250,
         n_background=250,
         n_genes=200,
@@ -70,15 +68,7 @@ def test_minibatch_and_full_batch_reach_the_same_objective():
         n_program_genes=20,
         random_state=4,
     )
-    t = (ad.obs["condition"] == "target").to_numpy()
-    X, Y = ad.X[t], ad.X[~t]
     kw = dict(alpha=0.5, dtype="float64", tol=1e-6)
     full = _fit(X, Y, 3, 0, solver="full", max_epochs=400, **kw)
     mini = _fit(X, Y, 3, 0, solver="minibatch", batch_size=100, max_epochs=200, **kw)
     assert mini.objective_ == pytest.approx(full.objective_, rel=0.01)
-
-
-def _kmeans_ari(model, labels):
-    P = model.usage_target_ / model.usage_target_.sum(1, keepdims=True)
-    pred = KMeans(2, n_init=10, random_state=0).fit_predict(P)
-    return adjusted_rand_score(labels, pred)

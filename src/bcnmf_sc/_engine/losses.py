@@ -73,8 +73,7 @@ class KLLoss:
         total = colsum.sum()
         if total <= 0:
             return 0.0
-        r = np.asarray(X.sum(1, dtype=np.float64)).ravel()
-        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        r, rows = _row_totals(X)
         x = np.asarray(X.data, dtype=np.float64)
         keep = x > 0
         mu = r[rows[keep]] * colsum[X.indices[keep]] / total
@@ -108,11 +107,16 @@ class FrobeniusLoss:
         xsq = float(np.sum(x * x))
         if total <= 0:
             return 0.5 * xsq
-        r = np.asarray(X.sum(1, dtype=np.float64)).ravel()
-        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        r, rows = _row_totals(X)
         cross = float(np.sum(x * r[rows] * colsum[X.indices])) / total
         sq = float(np.sum(r * r)) * float(np.sum(colsum * colsum)) / total**2
         return 0.5 * (xsq - 2.0 * cross + sq)
+
+
+def _row_totals(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's total (float64) and the row index of every stored value."""
+    r = np.asarray(X.sum(1, dtype=np.float64)).ravel()
+    return r, np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
 
 
 def get_loss(name: str):
