@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from anndata import AnnData, read_h5ad
+from scipy.stats import ttest_ind
 from sklearn.metrics import roc_auc_score
 
 import bcnmf_sc as bc
@@ -137,9 +138,10 @@ def test_enrichment_sorted_and_correct(fitted):
         "auroc",
         "pval",
         "pval_adj",
+        "enriched",
     ]
     assert sorted(enr.index) == ["topic_1", "topic_2", "topic_3"]
-    assert np.all(np.diff(enr["auroc"].to_numpy()) <= 0)
+    assert np.all(np.diff(enr["log2fc"].to_numpy()) <= 0)
     assert np.all((enr["pval_adj"] >= enr["pval"] - 1e-15) & (enr["pval_adj"] <= 1))
     # independent AUROC for each topic on usage proportions
     U = fitted.obsm["X_bcnmf"]
@@ -151,6 +153,16 @@ def test_enrichment_sorted_and_correct(fitted):
         k = int(name.split("_")[1]) - 1
         assert row["auroc"] == pytest.approx(roc_auc_score(y, prop[sel, k]), abs=1e-9)
         assert row["mean_target"] == pytest.approx(prop[sel][y, k].mean())
+        mt, mb = prop[sel][y, k].mean(), prop[sel][~y, k].mean()
+        assert row["log2fc"] == pytest.approx(np.log2(mt / mb), rel=1e-6)
+        welch = ttest_ind(prop[sel][y, k], prop[sel][~y, k], equal_var=False).pvalue
+        assert row["pval"] == pytest.approx(welch, rel=1e-6, abs=1e-300)
+        assert row["enriched"] == (row["log2fc"] >= 1 and row["pval_adj"] < 0.05)
+    # the target score is the share of each cell's usage on the enriched topics
+    enriched = [int(n.split("_")[1]) - 1 for n in enr.index[enr["enriched"].to_numpy()]]
+    np.testing.assert_allclose(
+        fitted.obs["bcnmf_target_score"].to_numpy(), prop[:, enriched].sum(1), atol=1e-12
+    )
 
 
 def test_planted_program_in_most_enriched_topic(fitted):
@@ -358,6 +370,11 @@ def test_transform_reproduces_usages(fitted):
     assert U1.shape == U0.shape
     for k in range(U0.shape[1]):
         assert np.corrcoef(U0[:, k], U1[:, k])[0, 1] > 0.9
+    s0, s1 = fitted.obs["bcnmf_target_score"], query.obs["bcnmf_target_score"]
+    if fitted.uns["bcnmf"]["enrichment"]["enriched"].any():
+        assert np.corrcoef(s0, s1)[0, 1] > 0.9
+    else:
+        assert (s1 == 0).all()
 
 
 def test_transform_needs_half_the_genes(fitted):
@@ -379,7 +396,7 @@ def test_topic_enrichment_by_group(fitted, tmp_path):
     assert sorted(df["group"].unique()) == sorted(types)
     assert len(df) == len(types) * 3
     for _, sub in df.groupby("group"):
-        assert np.all(np.diff(sub["auroc"].to_numpy()) <= 0)
+        assert np.all(np.diff(sub["log2fc"].to_numpy()) <= 0)
         assert sorted(sub["topic"]) == ["topic_1", "topic_2", "topic_3"]
     stored = adata.uns["bcnmf"]["enrichment_cell_type"]
     pd.testing.assert_frame_equal(stored, df)
@@ -387,6 +404,7 @@ def test_topic_enrichment_by_group(fitted, tmp_path):
     df2 = bc.tl.topic_enrichment(adata, "group", groups="target", reference="background")
     enr = adata.uns["bcnmf"]["enrichment"]
     np.testing.assert_allclose(df2["auroc"].to_numpy(), enr["auroc"].to_numpy())
+    np.testing.assert_allclose(df2["pval"].to_numpy(), enr["pval"].to_numpy())
     assert list(df2["topic"]) == list(enr.index)
     adata.write_h5ad(tmp_path / "e.h5ad")
     back = read_h5ad(tmp_path / "e.h5ad")

@@ -127,7 +127,7 @@ def _fit(args: argparse.Namespace) -> None:
     adata.write_h5ad(out)
     enr = adata.uns[args.key_added]["enrichment"]
     print(f"wrote {out} ({adata.n_obs} cells, {args.n_topics} topics)")
-    print(f"most target-enriched topic: {enr.index[0]} (AUROC {enr['auroc'].iloc[0]:.3f})")
+    print(f"most target-enriched topic: {enr.index[0]} (log2FC {enr['log2fc'].iloc[0]:.2f})")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -192,8 +192,8 @@ def _demo(args: argparse.Namespace) -> None:
 
     print(f"bcnmf-sc demo: {adata.n_obs} simulated cells x {adata.n_vars} genes, 5 topics")
     print(
-        f"most target-enriched topic: {best} (AUROC {enr['auroc'].iloc[0]:.3f}, "
-        f"log2FC {enr['log2fc'].iloc[0]:.2f})"
+        f"most target-enriched topic: {best} (log2FC {enr['log2fc'].iloc[0]:.2f}, "
+        f"AUROC {enr['auroc'].iloc[0]:.3f})"
     )
     print(f"its top genes: {', '.join(best_top['gene'].iloc[:10])}")
     print(

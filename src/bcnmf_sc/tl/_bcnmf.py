@@ -14,7 +14,7 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._engine import BcNMF
-from ._enrichment import compare_usage
+from ._enrichment import compare_usage, target_score
 
 __all__ = ["bcnmf", "bcnmf_transform"]
 
@@ -236,12 +236,19 @@ def bcnmf(
         Topic usages of every cell.
     ``.varm[f"{key_added}_loadings"]`` : ndarray (n_vars, n_topics)
         Gene loadings; each topic's loadings over the used genes sum to one.
+    ``.obs[f"{key_added}_target_score"]`` : float
+        Each cell's share of usage on the target-enriched topics (the ``enriched``
+        column of the enrichment table; 0 everywhere when no topic is enriched). This is
+        the representation to cluster or threshold to find the target cells that carry
+        target-only programs: with many topics, one program is often split over several
+        enriched topics (each combined with a cell type), and the score adds them up.
     ``.uns[key_added]`` : dict
         ``params`` (everything needed to reproduce the fit; parameters that were
         ``None`` are left out), ``history`` (per-epoch objective), ``topics`` (names),
         ``objective``, ``n_epochs``, ``converged`` and ``enrichment``: a DataFrame with
         one row per topic comparing target and background cells (see
-        :func:`bcnmf_sc.tl.topic_enrichment`), most target-enriched topic first.
+        :func:`bcnmf_sc.tl.topic_enrichment`), most target-enriched topic (largest
+        ``log2fc``) first.
 
     Examples
     --------
@@ -308,6 +315,8 @@ def bcnmf(
     loadings[genes] = model.components_.T
     topics = [f"topic_{i + 1}" for i in range(K)]
     enrichment = compare_usage(usage, is_tg, is_bg, topics, names=("target", "background"))
+    enriched = np.isin(topics, enrichment.index[enrichment["enriched"].to_numpy()])
+    score = target_score(usage, enriched)
 
     engine = model.get_params()
     params = {
@@ -341,6 +350,7 @@ def bcnmf(
         adata = adata.copy()
     adata.obsm[f"X_{key_added}"] = usage
     adata.varm[f"{key_added}_loadings"] = loadings
+    adata.obs[f"{key_added}_target_score"] = score
     adata.uns[key_added] = {
         "params": params,
         "history": history,
@@ -356,6 +366,7 @@ def bcnmf(
         deep=(
             f"added\n    .obsm['X_{key_added}'], topic usages\n"
             f"    .varm['{key_added}_loadings'], gene loadings\n"
+            f"    .obs['{key_added}_target_score'], share of usage on target-enriched topics\n"
             f"    .uns['{key_added}'], params, history and enrichment"
         ),
     )
@@ -383,7 +394,8 @@ def bcnmf_transform(
         Data on which :func:`bcnmf_sc.tl.bcnmf` was run.
     key
         The ``key_added`` used for the reference fit; the usages are written to
-        ``adata_query.obsm[f"X_{key}"]``.
+        ``adata_query.obsm[f"X_{key}"]`` and the share of usage on the reference's
+        target-enriched topics to ``adata_query.obs[f"{key}_target_score"]``.
     layer
         Layer of the query to use instead of ``.X``.
 
@@ -413,7 +425,13 @@ def bcnmf_transform(
     X = _as_csr_or_dense(_get_matrix(adata_query, layer))[:, pos[found]]
     _check_values(X, loss, "The query data")
     usage = BcNMF.from_components(W, loss=loss).transform(X)
+    topics = list(adata_reference.uns[key].get("topics", []))
+    enr = adata_reference.uns[key].get("enrichment")
+    enriched = np.zeros(W.shape[0], dtype=bool)
+    if enr is not None and "enriched" in enr and len(topics) == W.shape[0]:
+        enriched = np.isin(topics, enr.index[np.asarray(enr["enriched"], dtype=bool)])
     adata_query.obsm[f"X_{key}"] = usage
+    adata_query.obs[f"{key}_target_score"] = target_score(usage, enriched)
     logg.info(
         f"projected {adata_query.n_obs} cells onto {W.shape[0]} topics "
         f"using {int(found.sum())} of {len(ref_genes)} genes"

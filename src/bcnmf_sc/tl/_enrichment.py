@@ -7,9 +7,15 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, ttest_ind
 
 __all__ = ["topic_enrichment"]
+
+#: A topic is called target-enriched when its mean usage proportion is at least
+#: ``2**ENRICHED_LOG2FC`` times higher in the group than in the reference and the
+#: difference is significant at ``ENRICHED_PVAL`` (Benjamini-Hochberg adjusted).
+ENRICHED_LOG2FC = 1.0
+ENRICHED_PVAL = 0.05
 
 
 def usage_proportions(usage: np.ndarray) -> np.ndarray:
@@ -60,11 +66,24 @@ def compare_usage(
 
     Returns
     -------
-    One row per topic (index: topic names) with columns ``mean_<group>``,
-    ``mean_<reference>`` (mean usage proportion), ``log2fc`` (log2 ratio of the means),
-    ``auroc`` (probability that a group cell uses the topic more than a reference cell;
-    0.5 is no difference), ``pval`` (two-sided Mann-Whitney U) and ``pval_adj``
-    (Benjamini-Hochberg), sorted by ``auroc``, most enriched in the group first.
+    One row per topic (index: topic names), most enriched in the group first (sorted by
+    ``log2fc``), with columns
+
+    ``mean_<group>``, ``mean_<reference>``
+        Mean usage proportion in each group.
+    ``log2fc``
+        log2 ratio of the two means: the effect size used for sorting.
+    ``auroc``
+        Probability that a group cell uses the topic more than a reference cell (0.5: no
+        difference). A topic used strongly by a *subset* of group cells can have an
+        AUROC below 0.5 (most cells of both groups use it little), so read it beside
+        ``log2fc``.
+    ``pval``, ``pval_adj``
+        Two-sided Welch t-test of the difference of the mean proportions, and its
+        Benjamini-Hochberg adjustment over topics.
+    ``enriched``
+        ``log2fc >= ENRICHED_LOG2FC`` (1, a two-fold higher mean) and
+        ``pval_adj < ENRICHED_PVAL`` (0.05).
     """
     prop = usage_proportions(usage)
     a = prop[np.asarray(in_group, dtype=bool)]
@@ -74,15 +93,17 @@ def compare_usage(
     mean_a, mean_b = a.mean(0), b.mean(0)
     eps = 1e-9
     log2fc = np.log2((mean_a + eps) / (mean_b + eps))
-    auroc = np.empty(prop.shape[1])
-    pval = np.empty(prop.shape[1])
+    auroc = np.full(prop.shape[1], 0.5)
+    pval = np.ones(prop.shape[1])
     for k in range(prop.shape[1]):
         if np.ptp(np.concatenate([a[:, k], b[:, k]])) == 0:  # all values tied
-            auroc[k], pval[k] = 0.5, 1.0
             continue
-        res = mannwhitneyu(a[:, k], b[:, k], alternative="two-sided")
-        auroc[k] = res.statistic / (len(a) * len(b))
-        pval[k] = res.pvalue
+        auroc[k] = mannwhitneyu(a[:, k], b[:, k]).statistic / (len(a) * len(b))
+        if len(a) > 1 and len(b) > 1 and (np.ptp(a[:, k]) > 0 or np.ptp(b[:, k]) > 0):
+            pval[k] = ttest_ind(a[:, k], b[:, k], equal_var=False).pvalue
+        elif mean_a[k] != mean_b[k]:
+            pval[k] = 0.0  # two constant groups that differ
+    pval_adj = benjamini_hochberg(pval)
     df = pd.DataFrame(
         {
             f"mean_{names[0]}": mean_a,
@@ -90,11 +111,18 @@ def compare_usage(
             "log2fc": log2fc,
             "auroc": auroc,
             "pval": pval,
-            "pval_adj": benjamini_hochberg(pval),
+            "pval_adj": pval_adj,
+            "enriched": (log2fc >= ENRICHED_LOG2FC) & (pval_adj < ENRICHED_PVAL),
         },
         index=pd.Index([str(t) for t in topics]),
     )
-    return df.sort_values("auroc", ascending=False, kind="stable")
+    return df.sort_values("log2fc", ascending=False, kind="stable")
+
+
+def target_score(usage: np.ndarray, enriched: np.ndarray) -> np.ndarray:
+    """Per-cell share of the usage that goes to the ``enriched`` topics (a boolean mask)."""
+    prop = usage_proportions(usage)
+    return prop[:, np.asarray(enriched, dtype=bool)].sum(1)
 
 
 def topic_enrichment(
@@ -109,8 +137,8 @@ def topic_enrichment(
 
     Uses the per-cell topic proportions of ``adata.obsm[f"X_{key}"]`` (written by
     :func:`bcnmf_sc.tl.bcnmf`) and the statistics of the ``enrichment`` table of
-    :func:`~bcnmf_sc.tl.bcnmf` (two-sided Mann-Whitney U test, AUROC, Benjamini-Hochberg
-    within each group).
+    :func:`~bcnmf_sc.tl.bcnmf` (log2 fold change of the mean proportions, AUROC, two-sided
+    Welch t-test with Benjamini-Hochberg adjustment within each group, ``enriched`` flag).
 
     Parameters
     ----------
@@ -128,8 +156,9 @@ def topic_enrichment(
     Returns
     -------
     Tidy table with columns ``group``, ``topic``, ``mean_group``, ``mean_reference``,
-    ``log2fc``, ``auroc``, ``pval``, ``pval_adj``; within each group the most enriched
-    topic comes first. It is also stored in ``adata.uns[key][f"enrichment_{groupby}"]``.
+    ``log2fc``, ``auroc``, ``pval``, ``pval_adj``, ``enriched``; within each group the
+    most enriched topic (largest ``log2fc``) comes first. It is also stored in
+    ``adata.uns[key][f"enrichment_{groupby}"]``.
     """
     obsm_key = f"X_{key}"
     if obsm_key not in adata.obsm or key not in adata.uns:
