@@ -1,8 +1,8 @@
 """bcnmf-sc: background-contrastive NMF for single-cell data, in the scverse."""
 
-from . import datasets, get, tl
+from . import datasets, get, pl, tl
 from ._engine import BcNMF, ConvergenceWarning
 
 __version__ = "0.1.0"
 
-__all__ = ["BcNMF", "ConvergenceWarning", "datasets", "get", "tl", "__version__"]
+__all__ = ["BcNMF", "ConvergenceWarning", "datasets", "get", "pl", "tl", "__version__"]

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from ._utils import resolve_topics, topic_names
+
 __all__ = ["top_genes"]
 
 
@@ -43,24 +45,8 @@ def top_genes(
     if isinstance(n_genes, bool) or not isinstance(n_genes, int | np.integer) or n_genes < 1:
         raise ValueError(f"n_genes must be a positive integer, got {n_genes!r}.")
     L = np.asarray(adata.varm[lkey], dtype=float)
-    names = list(adata.uns.get(key, {}).get("topics", []))
-    if len(names) != L.shape[1]:
-        names = [f"topic_{i + 1}" for i in range(L.shape[1])]
-    if topics is None:
-        idx = list(range(L.shape[1]))
-    else:
-        if isinstance(topics, str | int | np.integer):
-            topics = [topics]
-        idx = []
-        for t in topics:
-            if isinstance(t, int | np.integer) and not isinstance(t, bool):
-                if not 0 <= t < L.shape[1]:
-                    raise ValueError(f"Topic position {t} out of range 0..{L.shape[1] - 1}.")
-                idx.append(int(t))
-            elif str(t) in names:
-                idx.append(names.index(str(t)))
-            else:
-                raise ValueError(f"Unknown topic {t!r}; topics are {names}.")
+    names = topic_names(adata, key, L.shape[1])
+    idx = resolve_topics(topics, names)
     total = L.sum(1)
     spec = np.divide(L, total[:, None], out=np.zeros_like(L), where=total[:, None] > 0)
     genes = np.asarray(adata.var_names)

@@ -1,0 +1,154 @@
+"""Which topics are target-enriched: effect size and significance per topic."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+from matplotlib import rcParams
+from scanpy.plotting import palettes
+
+from . import _utils as u
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["topic_enrichment"]
+
+_METRICS = {
+    "log2fc": ("log2 fold change of usage proportion", 0.0),
+    "auroc": ("AUROC (target vs background usage proportion)", 0.5),
+}
+
+
+def _stars(p: float) -> str:
+    if not np.isfinite(p) or p >= 0.05:
+        return ""
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*"
+
+
+def topic_enrichment(
+    adata,
+    *,
+    key: str = "bcnmf",
+    n_topics: int | None = None,
+    metric: Literal["log2fc", "auroc"] = "log2fc",
+    pval_cutoff: float | None = None,
+    color: str | None = None,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: bool | str | None = None,
+    return_fig: bool = False,
+):
+    """One glance at which topics are target-enriched.
+
+    A lollipop per topic of the effect size from the ``enrichment`` table that
+    :func:`bcnmf_sc.tl.bcnmf` stores in ``.uns[key]["enrichment"]`` (target vs background
+    cells), in the table's order (most target-enriched topic at the top). Target-enriched
+    topics are highlighted in colour, all others are grey; stars give the adjusted p-value
+    (``*`` below 0.05, ``**`` below 0.01, ``***`` below 0.001).
+
+    Parameters
+    ----------
+    adata
+        Data on which :func:`bcnmf_sc.tl.bcnmf` was run.
+    key
+        The ``key_added`` of that run.
+    n_topics
+        Show only the first ``n_topics`` rows of the table (the most target-enriched);
+        default all (a number above the number of topics shows all).
+    metric
+        ``"log2fc"``: log2 ratio of the mean usage proportion in target vs background
+        cells (0 = no change); ``"auroc"``: probability that a target cell uses the topic
+        more than a background cell (0.5 = no change).
+    pval_cutoff
+        Which topics to highlight. ``None``: those of the table's ``enriched`` column
+        (the call made by :func:`bcnmf_sc.tl.bcnmf`; for a table without that column,
+        adjusted p-value below 0.05 and effect above the no-change line). A number: adjusted
+        p-value (Benjamini-Hochberg) below it and effect above the no-change line.
+    color
+        Colour of target-enriched topics; default red from scanpy's palette.
+    ax
+        Axes to draw into; default a new figure.
+    show
+        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
+    save
+        Save as scanpy does: ``True`` writes
+        ``{settings.figdir}/bcnmf_topic_enrichment.{settings.file_format_figs}``; a string
+        is appended to that name (``"_x.png"`` also sets the format).
+    return_fig
+        Return the Figure instead of the Axes.
+
+    Returns
+    -------
+    The Figure if ``return_fig``; else, when the figure is not shown, the Axes: its y
+    tick labels are the topic names, top to bottom in the table's order, and
+    ``ax.collections[1]`` holds one marker per topic in that order. ``None`` when shown.
+
+    Examples
+    --------
+    >>> import bcnmf_sc as bc
+    >>> adata = bc.datasets.simulate()
+    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=5)  # doctest: +SKIP
+    >>> bc.pl.topic_enrichment(adata)  # doctest: +SKIP
+    >>> bc.pl.topic_enrichment(adata, metric="auroc", n_topics=3)  # doctest: +SKIP
+    """
+    uns = u.check_result(adata, key, need=("uns",))
+    table = uns.get("enrichment")
+    if not isinstance(table, pd.DataFrame):
+        raise KeyError(
+            f"No enrichment table in .uns[{key!r}]['enrichment']; run "
+            f"bcnmf_sc.tl.bcnmf(..., key_added={key!r}) first."
+        )
+    u.check_choice(metric, "metric", tuple(_METRICS))
+    u.check_positive_int(n_topics, "n_topics", allow_none=True)
+    if pval_cutoff is not None and (
+        isinstance(pval_cutoff, bool)
+        or not isinstance(pval_cutoff, int | float)
+        or not 0 < pval_cutoff <= 1
+    ):
+        raise ValueError(f"pval_cutoff must be a number in (0, 1], got {pval_cutoff!r}.")
+    df = table if n_topics is None else table.iloc[: int(n_topics)]
+    xlabel, null = _METRICS[metric]
+    effect = df[metric].to_numpy(dtype=float)
+    padj = df["pval_adj"].to_numpy(dtype=float)
+    if pval_cutoff is None and "enriched" in df.columns:
+        enriched = df["enriched"].to_numpy(dtype=bool)
+    else:
+        cutoff = 0.05 if pval_cutoff is None else pval_cutoff
+        enriched = (padj < cutoff) & (effect > null)
+    hi = color if color is not None else palettes.default_20[3]
+    colors = [hi if e else "lightgray" for e in enriched]
+
+    width = rcParams["figure.figsize"][0]
+    fig, ax = u.single_ax(ax, (width, max(2.0, 0.35 * len(df) + 1.2)))
+    y = np.arange(len(df))
+    ax.hlines(y, null, effect, colors=colors, lw=2.5)
+    ax.scatter(effect, y, c=colors, s=60, zorder=3, edgecolors="none")
+    ax.axvline(null, color="black", lw=0.8)
+    ax.set_yticks(y, labels=[str(t) for t in df.index])
+    ax.set_ylim(len(df) - 0.5, -0.5)  # first row of the table at the top
+    span = np.nanmax(np.abs(effect - null)) if len(effect) else 1.0
+    span = span if np.isfinite(span) and span > 0 else 1.0
+    pad = 0.06 * span
+    for yi, (e, p) in enumerate(zip(effect, padj, strict=True)):
+        s = _stars(p)
+        if s:
+            ax.text(
+                e + (pad if e >= null else -pad),
+                yi,
+                s,
+                va="center",
+                ha="left" if e >= null else "right",
+                fontsize="small",
+            )
+    ax.set_xlim(null - 1.25 * span, null + 1.25 * span)
+    ax.set_xlabel(xlabel)
+    ax.grid(False)
+    params = uns.get("params", {}) if isinstance(uns.get("params", {}), Mapping) else {}
+    tg = ", ".join(map(str, params.get("target", ["target"])))
+    bg = ", ".join(map(str, params.get("background", ["background"])))
+    ax.set_title(f"{tg} vs {bg}")
+    return u.finish(fig, ax, "bcnmf_topic_enrichment", show=show, save=save, return_fig=return_fig)

@@ -1,0 +1,113 @@
+"""Training curves of a bcNMF fit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib import rcParams
+
+from . import _utils as u
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["training"]
+
+_TERMS = (
+    ("objective", "objective"),
+    ("target", "target term"),
+    ("background", "background term"),
+)
+
+
+def training(
+    adata,
+    *,
+    key: str = "bcnmf",
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: bool | str | None = None,
+    return_fig: bool = False,
+):
+    """The objective and its two terms per epoch: did the fit converge?
+
+    Reads ``.uns[key]["history"]`` written by :func:`bcnmf_sc.tl.bcnmf`. The objective
+    is the target term minus ``alpha`` times the background term (both per-entry
+    losses, as recorded by :class:`bcnmf_sc.BcNMF`). A dashed line marks the last epoch,
+    labelled with whether the fit converged.
+
+    Parameters
+    ----------
+    adata
+        Data on which :func:`bcnmf_sc.tl.bcnmf` was run.
+    key
+        The ``key_added`` of that run.
+    ax
+        Draw the three curves into this one Axes (with a legend) instead of three panels
+        (objective, target term, background term) side by side.
+    show
+        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
+    save
+        Save as scanpy does: ``True`` writes
+        ``{settings.figdir}/bcnmf_training.{settings.file_format_figs}``; a string is
+        appended to that name (``"_x.png"`` also sets the format).
+    return_fig
+        Return the Figure.
+
+    Returns
+    -------
+    The Figure if ``return_fig``; else, when the figure is not shown, a list of Axes:
+    three panels (titled ``"objective"``, ``"target term"``, ``"background term"``) or
+    ``[ax]``. ``None`` when shown.
+
+    Examples
+    --------
+    >>> import bcnmf_sc as bc
+    >>> adata = bc.datasets.simulate()
+    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=5)  # doctest: +SKIP
+    >>> bc.pl.training(adata)  # doctest: +SKIP
+    """
+    uns = u.check_result(adata, key, need=("uns",))
+    hist = uns.get("history")
+    if not hasattr(hist, "get") or len(np.atleast_1d(hist.get("objective", []))) == 0:
+        raise ValueError(
+            f".uns[{key!r}]['history'] holds no per-epoch objective; refit with "
+            f"bcnmf_sc.tl.bcnmf(..., key_added={key!r})."
+        )
+    obj = np.asarray(hist["objective"], dtype=float)
+    epoch = np.asarray(hist.get("epoch", np.arange(1, len(obj) + 1)), dtype=float)
+    curves = [
+        (np.asarray(hist[name], dtype=float), label)
+        for name, label in _TERMS
+        if name in hist and len(np.atleast_1d(hist[name])) == len(obj)
+    ]
+    converged = bool(uns.get("converged", False))
+    alpha = uns.get("params", {}).get("alpha")
+    stop = "converged" if converged else "not converged"
+    stop_label = f"{stop} (epoch {int(epoch[-1])})"
+    colors = u.topic_colors(len(curves))
+
+    if ax is not None:
+        fig, axes = ax.figure, [ax]
+        for (vals, label), c in zip(curves, colors, strict=True):
+            ax.plot(epoch, vals, marker=".", color=c, label=label)
+        ax.axvline(epoch[-1], color="gray", ls="--", lw=1, label=stop_label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.set_title(key)
+        ax.legend(frameon=False, fontsize="small")
+    else:
+        w, h = rcParams["figure.figsize"]
+        fig, axes = u.panel_grid(len(curves), len(curves), (w * 0.8, h * 0.8))
+        for a, (vals, label), c in zip(axes, curves, colors, strict=True):
+            a.plot(epoch, vals, marker=".", color=c)
+            a.axvline(epoch[-1], color="gray", ls="--", lw=1, label=stop_label)
+            a.set_title(label)
+            a.set_xlabel("epoch")
+            a.grid(False)
+        axes[0].set_ylabel("loss")
+        axes[0].legend(frameon=False, fontsize="small")
+        if alpha is not None:
+            fig.suptitle(f"{key}: objective = target term − {alpha:g} × background term")
+    return u.finish(fig, axes, "bcnmf_training", show=show, save=save, return_fig=return_fig)

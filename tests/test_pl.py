@@ -1,0 +1,376 @@
+"""Tests of the plotting namespace bcnmf_sc.pl (Agg backend, one small fit)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.colors as mcolors  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import scanpy as sc  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+import torch  # noqa: E402
+from anndata import AnnData  # noqa: E402
+from matplotlib import pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+import bcnmf_sc as bc  # noqa: E402
+from bcnmf_sc.datasets import simulate  # noqa: E402
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    pytest.mark.filterwarnings("ignore::bcnmf_sc.ConvergenceWarning"),
+    pytest.mark.filterwarnings("ignore:Topics .* have \\(almost\\) no usage:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore:FigureCanvasAgg is non-interactive:UserWarning"),
+    pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning"),
+]
+
+K = 4
+
+
+@pytest.fixture(scope="module")
+def fitted() -> AnnData:
+    """300 cells x 120 genes, 4 topics, a few epochs, and a cheap 2-d embedding."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        adata = simulate(
+            n_target=150, n_background=150, n_genes=120, n_markers=15, n_program_genes=15
+        )
+        bc.tl.bcnmf(
+            adata, "condition", "background", n_topics=K, max_epochs=6, progress=False, device="cpu"
+        )
+    finally:
+        torch.set_num_threads(n_threads)
+    logx = np.log1p(adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X))
+    proj = np.random.default_rng(0).normal(size=(adata.n_vars, 2))
+    adata.obsm["X_umap"] = logx @ proj
+    return adata
+
+
+def _snapshot(adata: AnnData) -> AnnData:
+    return adata.copy()
+
+
+def _assert_same(a: AnnData, b: AnnData) -> None:
+    assert list(a.obs.columns) == list(b.obs.columns)
+    pd.testing.assert_frame_equal(a.obs, b.obs)
+    pd.testing.assert_frame_equal(a.var, b.var)
+    assert sorted(a.obsm) == sorted(b.obsm)
+    assert sorted(a.varm) == sorted(b.varm)
+    assert sorted(a.layers) == sorted(b.layers)
+    for k in a.obsm:
+        np.testing.assert_array_equal(a.obsm[k], b.obsm[k])
+    for k in a.varm:
+        np.testing.assert_array_equal(a.varm[k], b.varm[k])
+    assert sorted(a.uns) == sorted(b.uns)
+    assert sorted(a.uns["bcnmf"]) == sorted(b.uns["bcnmf"])
+    pd.testing.assert_frame_equal(a.uns["bcnmf"]["enrichment"], b.uns["bcnmf"]["enrichment"])
+    xa, xb = a.X, b.X
+    if sp.issparse(xa):
+        xa, xb = xa.toarray(), xb.toarray()
+    np.testing.assert_array_equal(xa, xb)
+
+
+@pytest.fixture(autouse=True)
+def _unchanged_and_closed(fitted):
+    """Every plot leaves the user's AnnData as it was; figures are closed after each test."""
+    before = _snapshot(fitted)
+    yield
+    plt.close("all")
+    _assert_same(fitted, before)
+
+
+def _labels(ticklabels) -> list[str]:
+    return [t.get_text() for t in ticklabels]
+
+
+def _topic_names(adata) -> list[str]:
+    return list(adata.uns["bcnmf"]["topics"])
+
+
+# ------------------------------------------------------------------ gene_loadings
+def test_ranking_panels_titles_and_genes(fitted):
+    axes = bc.pl.gene_loadings(fitted, n_genes=6, show=False)
+    assert isinstance(axes, list) and len(axes) == K
+    assert all(isinstance(a, Axes) for a in axes)
+    assert [a.get_title() for a in axes] == _topic_names(fitted)
+    assert len(axes[0].figure.axes) == K  # no stray panels
+    top = bc.get.top_genes(fitted, n_genes=6)
+    for a, name in zip(axes, _topic_names(fitted), strict=True):
+        sub = top[top["topic"] == name]
+        assert _labels(a.get_yticklabels()) == list(sub["gene"])
+        # genes sit at their loading, rank 1 at the top
+        np.testing.assert_allclose(a.collections[-1].get_offsets()[:, 0], sub["loading"])
+        assert a.get_ylim()[0] > a.get_ylim()[1]
+
+
+def test_ranking_subset_of_topics_by_name_and_position(fitted):
+    axes = bc.pl.gene_loadings(fitted, topics=["topic_3", 0], n_genes=4, show=False)
+    assert [a.get_title() for a in axes] == ["topic_3", "topic_1"]
+    assert len(axes[0].figure.axes) == 2
+    top = bc.get.top_genes(fitted, n_genes=4, topics="topic_3")
+    assert _labels(axes[0].get_yticklabels()) == list(top["gene"])
+
+
+def test_ranking_into_given_ax_and_return_fig(fitted):
+    fig, ax = plt.subplots()
+    out = bc.pl.gene_loadings(fitted, topics=1, n_genes=5, ax=ax, show=False)
+    assert out == [ax] and ax.get_title() == "topic_2"
+    fig = bc.pl.gene_loadings(fitted, n_genes=3, return_fig=True, show=False)
+    assert isinstance(fig, Figure) and len(fig.axes) == K
+    with pytest.raises(ValueError, match="ax= takes a single topic"):
+        bc.pl.gene_loadings(fitted, n_genes=3, ax=ax, show=False)
+
+
+def test_heatmap_genes_grouped_by_topic(fitted):
+    ax = bc.pl.gene_loadings(fitted, kind="heatmap", n_genes=5, show=False)
+    assert isinstance(ax, Axes)
+    names = _topic_names(fitted)
+    assert _labels(ax.get_yticklabels()) == names
+    genes = _labels(ax.get_xticklabels())
+    top = bc.get.top_genes(fitted, n_genes=5)
+    assert len(genes) == len(set(genes)) == top["gene"].nunique()
+    # each gene is listed under a topic it is a top gene of; groups follow the topic order
+    home = top.sort_values("loading", ascending=False).drop_duplicates("gene")
+    home = dict(zip(home["gene"], home["topic"], strict=True))
+    order = [names.index(home[g]) for g in genes]
+    assert order == sorted(order)
+    # the image holds the loadings (topics x genes)
+    L = fitted.varm["bcnmf_loadings"]
+    image = ax.images[0].get_array()
+    np.testing.assert_allclose(image, L[fitted.var_names.get_indexer(genes)].T)
+    # group labels on top name the topics
+    top_axis = ax.child_axes[0] if ax.child_axes else None
+    assert top_axis is not None
+    groups = [n for n in names if n in set(home.values())]
+    assert _labels(top_axis.get_xticklabels()) == groups
+
+
+def test_heatmap_standard_scale(fitted):
+    ax = bc.pl.gene_loadings(fitted, kind="heatmap", n_genes=5, standard_scale="var", show=False)
+    np.testing.assert_allclose(ax.images[0].get_array().max(0), 1.0)
+
+
+def test_dotplot_expression_by_condition(fitted):
+    axes = bc.pl.gene_loadings(fitted, kind="dotplot", n_genes=4, show=False)
+    assert isinstance(axes, dict) and "mainplot_ax" in axes
+    main = axes["mainplot_ax"]
+    top = bc.get.top_genes(fitted, n_genes=4)
+    assert _labels(main.get_xticklabels()) == list(top["gene"])
+    assert sorted(_labels(main.get_yticklabels())) == ["background", "target"]
+    group_texts = {t.get_text() for t in axes["gene_group_ax"].texts}
+    assert group_texts == set(_topic_names(fitted))
+    dp = bc.pl.gene_loadings(
+        fitted, kind="dotplot", n_genes=3, groupby="cell_type", return_fig=True
+    )
+    assert isinstance(dp, sc.pl.DotPlot)
+    expected = fitted.obs["cell_type"].astype("category").cat.categories
+    assert list(dp.dot_color_df.index) == list(expected)
+
+
+def test_dotplot_layer_and_raw_errors(fitted):
+    with pytest.raises(KeyError, match="Layer 'nope' not found"):
+        bc.pl.gene_loadings(fitted, kind="dotplot", layer="nope", show=False)
+    with pytest.raises(ValueError, match="adata.raw is None"):
+        bc.pl.gene_loadings(fitted, kind="dotplot", use_raw=True, show=False)
+    with pytest.raises(KeyError, match="groupby 'nope' is not a column"):
+        bc.pl.gene_loadings(fitted, kind="dotplot", groupby="nope", show=False)
+
+
+# --------------------------------------------------------------- topic_enrichment
+@pytest.mark.parametrize("metric", ["log2fc", "auroc"])
+def test_enrichment_order_values_and_highlight(fitted, metric):
+    table = fitted.uns["bcnmf"]["enrichment"]
+    ax = bc.pl.topic_enrichment(fitted, metric=metric, show=False)
+    assert isinstance(ax, Axes)
+    assert _labels(ax.get_yticklabels()) == list(table.index)  # top to bottom, table order
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]
+    markers = ax.collections[1]
+    np.testing.assert_allclose(markers.get_offsets()[:, 0], table[metric])
+    colors = [mcolors.to_hex(c) for c in markers.get_facecolors()]
+    highlight = mcolors.to_hex(sc.pl.palettes.default_20[3])
+    grey = mcolors.to_hex("lightgray")
+    if "enriched" in table:  # the call made by tl.bcnmf
+        enriched = table["enriched"].to_numpy(dtype=bool)
+    else:
+        null = 0.5 if metric == "auroc" else 0.0
+        enriched = (table["pval_adj"] < 0.05).to_numpy() & (table[metric] > null).to_numpy()
+    expected = [highlight if e else grey for e in enriched]
+    assert colors == expected
+    assert any(t.get_text().startswith("*") for t in ax.texts) == bool(
+        (table["pval_adj"] < 0.05).any()
+    )
+
+
+def test_enrichment_n_topics_and_cutoff(fitted):
+    table = fitted.uns["bcnmf"]["enrichment"]
+    ax = bc.pl.topic_enrichment(fitted, n_topics=2, pval_cutoff=1.0, color="blue", show=False)
+    assert _labels(ax.get_yticklabels()) == list(table.index[:2])
+    colors = [mcolors.to_hex(c) for c in ax.collections[1].get_facecolors()]
+    up = table["log2fc"].to_numpy()[:2] > 0
+    assert colors == [mcolors.to_hex("blue") if u else mcolors.to_hex("lightgray") for u in up]
+    assert isinstance(bc.pl.topic_enrichment(fitted, return_fig=True, show=False), Figure)
+    with pytest.raises(ValueError, match="n_topics must be a positive integer"):
+        bc.pl.topic_enrichment(fitted, n_topics=0, show=False)
+    with pytest.raises(ValueError, match="Unknown metric"):
+        bc.pl.topic_enrichment(fitted, metric="pval", show=False)
+    with pytest.raises(ValueError, match="pval_cutoff"):
+        bc.pl.topic_enrichment(fitted, pval_cutoff=2, show=False)
+
+
+# -------------------------------------------------------------------------- usage
+def test_usage_violin_panels(fitted):
+    axes = bc.pl.usage(fitted, groupby="cell_type", topics=[2, "topic_1"], show=False)
+    assert isinstance(axes, list) and [a.get_title() for a in axes] == ["topic_3", "topic_1"]
+    assert len(axes[0].figure.axes) == 2
+    cats = list(fitted.obs["cell_type"].astype("category").cat.categories)
+    assert _labels(axes[0].get_xticklabels()) == cats
+    axes = bc.pl.usage(fitted, groupby="condition", show=False)
+    assert [a.get_title() for a in axes] == _topic_names(fitted)
+
+
+def test_usage_matrix_means(fitted):
+    axes = bc.pl.usage(fitted, groupby="cell_type", kind="matrix", show=False)
+    assert isinstance(axes, dict)
+    assert _labels(axes["mainplot_ax"].get_xticklabels()) == _topic_names(fitted)
+    mp = bc.pl.usage(fitted, groupby="cell_type", kind="matrix", proportions=True, return_fig=True)
+    assert isinstance(mp, sc.pl.MatrixPlot)
+    prop = bc.tl._enrichment.usage_proportions(fitted.obsm["X_bcnmf"])
+    expected = pd.DataFrame(prop, columns=_topic_names(fitted), index=fitted.obs_names)
+    expected = expected.groupby(fitted.obs["cell_type"].to_numpy()).mean()
+    np.testing.assert_allclose(mp.values_df.to_numpy(), expected.to_numpy(), rtol=1e-5)
+
+
+def test_usage_errors(fitted):
+    with pytest.raises(KeyError, match="groupby 'nope' is not a column"):
+        bc.pl.usage(fitted, groupby="nope", show=False)
+    with pytest.raises(ValueError, match="Unknown kind"):
+        bc.pl.usage(fitted, groupby="condition", kind="box", show=False)
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="ax= takes a single topic"):
+        bc.pl.usage(fitted, groupby="condition", ax=ax, show=False)
+    assert bc.pl.usage(fitted, groupby="condition", topics=0, ax=ax, show=False) == [ax]
+
+
+# ------------------------------------------------------------------------- topics
+@pytest.mark.parametrize("basis", ["umap", "X_umap"])
+def test_topics_panels_on_embedding(fitted, basis):
+    axes = bc.pl.topics(fitted, basis=basis, show=False)
+    assert isinstance(axes, list) and len(axes) == K
+    assert [a.get_title() for a in axes] == _topic_names(fitted)
+    # colours are the usages
+    np.testing.assert_allclose(
+        np.sort(axes[0].collections[0].get_array()), np.sort(fitted.obsm["X_bcnmf"][:, 0])
+    )
+
+
+def test_topics_subset_ax_and_fig(fitted):
+    axes = bc.pl.topics(fitted, topics=["topic_2", 3], show=False)
+    assert [a.get_title() for a in axes] == ["topic_2", "topic_4"]
+    fig, ax = plt.subplots()
+    assert bc.pl.topics(fitted, topics="topic_1", ax=ax, show=False) == [ax]
+    fig = bc.pl.topics(fitted, topics=[0, 1, 2], return_fig=True, show=False)
+    assert isinstance(fig, Figure)
+    with pytest.raises(ValueError, match="ax= takes a single topic"):
+        bc.pl.topics(fitted, ax=ax, show=False)
+
+
+def test_topics_missing_basis(fitted):
+    with pytest.raises(KeyError, match=r"Basis 'tsne' not found.*available \.obsm keys"):
+        bc.pl.topics(fitted, basis="tsne", show=False)
+
+
+# ----------------------------------------------------------------------- training
+def test_training_curves(fitted):
+    hist = fitted.uns["bcnmf"]["history"]
+    axes = bc.pl.training(fitted, show=False)
+    assert [a.get_title() for a in axes] == ["objective", "target term", "background term"]
+    for a, name in zip(axes, ["objective", "target", "background"], strict=True):
+        line = a.get_lines()[0]
+        np.testing.assert_allclose(line.get_xdata(), hist["epoch"])
+        np.testing.assert_allclose(line.get_ydata(), hist[name])
+        assert a.get_xlabel() == "epoch"
+    legend = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    state = "converged" if fitted.uns["bcnmf"]["converged"] else "not converged"
+    assert legend == [f"{state} (epoch {fitted.uns['bcnmf']['n_epochs']})"]
+    fig, ax = plt.subplots()
+    assert bc.pl.training(fitted, ax=ax, show=False) == [ax]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:3] == ["objective", "target term", "background term"]
+
+
+# ------------------------------------------------------------- conventions/errors
+@pytest.fixture
+def figdir(tmp_path):
+    """scanpy's figure settings pointed at a temporary folder (restored afterwards)."""
+    old = sc.settings.figdir, sc.settings.file_format_figs
+    sc.settings.figdir, sc.settings.file_format_figs = tmp_path, "png"
+    yield tmp_path
+    sc.settings.figdir, sc.settings.file_format_figs = old
+
+
+def test_save_writes_into_figdir_and_show_returns_none(fitted, figdir):
+    tmp_path = figdir
+    assert bc.pl.topic_enrichment(fitted, save="_x.pdf", show=True) is None
+    bc.pl.training(fitted, save=True, show=False)
+    bc.pl.gene_loadings(fitted, kind="dotplot", n_genes=2, save="_d.png", show=False)
+    bc.pl.usage(fitted, groupby="condition", kind="matrix", save="_m.png", show=False)
+    bc.pl.topics(fitted, topics=0, save="_t.png", show=False)
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == [
+        "bcnmf_gene_loadings_dotplot_d.png",
+        "bcnmf_topic_enrichment_x.pdf",
+        "bcnmf_topics_umap_t.png",
+        "bcnmf_training.png",
+        "bcnmf_usage_matrix_condition_m.png",
+    ]
+    assert all(p.stat().st_size > 1000 for p in tmp_path.iterdir())
+
+
+CALLS = {
+    "gene_loadings": lambda ad, **kw: bc.pl.gene_loadings(ad, show=False, **kw),
+    "heatmap": lambda ad, **kw: bc.pl.gene_loadings(ad, kind="heatmap", show=False, **kw),
+    "topic_enrichment": lambda ad, **kw: bc.pl.topic_enrichment(ad, show=False, **kw),
+    "usage": lambda ad, **kw: bc.pl.usage(ad, groupby="condition", show=False, **kw),
+    "topics": lambda ad, **kw: bc.pl.topics(ad, show=False, **kw),
+    "training": lambda ad, **kw: bc.pl.training(ad, show=False, **kw),
+}
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_unknown_key(fitted, name):
+    with pytest.raises(KeyError, match=r"run bcnmf_sc\.tl\.bcnmf\(\.\.\., key_added='nope'\)"):
+        CALLS[name](fitted, key="nope")
+
+
+@pytest.mark.parametrize("name", ["gene_loadings", "heatmap", "usage", "topics"])
+def test_bad_topics(fitted, name):
+    with pytest.raises(ValueError, match=r"Topic position 4 out of range 0\.\.3"):
+        CALLS[name](fitted, topics=[0, 4])
+    with pytest.raises(ValueError, match="Unknown topic 'topic_9'"):
+        CALLS[name](fitted, topics="topic_9")
+
+
+def test_other_key_and_bad_options(fitted):
+    alt = AnnData(
+        X=fitted.X,
+        obs=fitted.obs.copy(),
+        var=fitted.var.copy(),
+        obsm={"X_umap": fitted.obsm["X_umap"]},
+    )
+    alt.obsm["X_mine"] = fitted.obsm["X_bcnmf"]
+    alt.varm["mine_loadings"] = fitted.varm["bcnmf_loadings"]
+    alt.uns["mine"] = dict(fitted.uns["bcnmf"])
+    assert len(bc.pl.gene_loadings(alt, key="mine", n_genes=3, show=False)) == K
+    assert len(bc.pl.topics(alt, key="mine", show=False)) == K
+    with pytest.raises(KeyError, match=r"Keys holding a bcNMF result: \['mine'\]"):
+        bc.pl.training(alt)
+    with pytest.raises(ValueError, match="Unknown kind 'bars'"):
+        bc.pl.gene_loadings(fitted, kind="bars", show=False)
+    with pytest.raises(ValueError, match="n_genes must be a positive integer"):
+        bc.pl.gene_loadings(fitted, n_genes=0, show=False)
