@@ -12,6 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from . import sparse as _sparse
+from ._dist import LocalComm, TorchComm
 from .init import init_components
 from .losses import EPS, get_loss
 from .sparse import Batch, InMemoryRows, RowSource, as_csr
@@ -36,6 +38,10 @@ _MINIBATCH_WINDOW = 5
 # this many steps); with fewer steps W learns to exploit lagging background fits
 _BG_MAX_ITER, _BG_TOL = 50, 1e-5
 _SOLVE_TOL = 1e-7  # relative tolerance of the background usage solve in full batch
+# groups larger than this initialise from a random sample of this many cells (in blocks
+# of SHUFFLE_BLOCK consecutive rows), read through the row source like everything else
+_INIT_CELLS = 20_000
+_LOCAL = LocalComm()
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -93,15 +99,21 @@ class _Set:
 
     source: RowSource
     colsum: np.ndarray
-    rowsum: np.ndarray
+    rowsum: np.ndarray  # of this process's rows
     null: float
     weight: float  # multiplies D(set | H W) in the objective
-    H: torch.Tensor | None = None
+    H: torch.Tensor | None = None  # usages of this process's rows
     profile: torch.Tensor | None = None  # background only: the fixed null-model topic
-    cache: list[Batch] = field(default_factory=list)
+    cache: list[tuple[int, Batch | None]] = field(default_factory=list)
+    offset: int = 0  # data-parallel: this process holds rows offset .. offset + n_local - 1
+    n_total: int = 0  # ... of n_total rows (all processes together)
 
     @property
     def n(self) -> int:
+        return self.n_total
+
+    @property
+    def n_local(self) -> int:
         return self.source.n_obs
 
 
@@ -201,6 +213,21 @@ class BcNMF:
         ``MiniBatchNMF``, whose default is 0.7; 0.1 adapts faster and reached better
         contrastive solutions in our tests); per step the old statistics are multiplied by
         ``forget_factor ** (1 / steps per epoch)``.
+    distributed
+        ``True``: data-parallel training. This process is one rank of an initialised
+        ``torch.distributed`` process group (``gloo`` on CPU, ``nccl`` on GPUs; see
+        :mod:`bcnmf_sc.distributed` for a ready entry point launched with ``torchrun``),
+        and ``fit`` / ``fit_source`` receive this rank's shard of the cells. Every rank
+        calls ``fit`` with the same parameters; the shards in rank order make up the data
+        (rank 0 holds the first target cells, rank 1 the next, ...; the same for the
+        background; shards may differ in size, even be empty). Every rank draws the same
+        global order of cells and works on its own cells of every batch; the statistics
+        that update the basis, the losses and the column sums are summed over the ranks, so
+        the basis is the same on every rank, while usages stay on the rank that owns the
+        cells (``usage_target_`` and ``usage_background_`` are this rank's cells). The
+        result equals a single-process fit of the concatenated shards with the same seed up
+        to float rounding (the same sums are added in another order). Minibatch solver
+        only.
 
     Attributes
     ----------
@@ -232,6 +259,8 @@ class BcNMF:
     (5, 2000)
     """
 
+    _comm = _LOCAL  # what the processes of a data-parallel fit exchange (see _dist.py)
+
     def __init__(
         self,
         n_components: int = 10,
@@ -252,6 +281,7 @@ class BcNMF:
         w_floor: float = 1e-2,
         inner_iter: int | None = None,
         forget_factor: float = 0.1,
+        distributed: bool = False,
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -270,13 +300,15 @@ class BcNMF:
         self.w_floor = w_floor
         self.inner_iter = inner_iter
         self.forget_factor = forget_factor
+        self.distributed = distributed
 
     # ------------------------------------------------------------------ checks
     def get_params(self) -> dict:
         """Constructor parameters (as scikit-learn's ``get_params``)."""
         keys = (
             "n_components alpha loss solver batch_size max_epochs tol init n_init "
-            "random_state device dtype progress alpha_scaling w_floor inner_iter forget_factor"
+            "random_state device dtype progress alpha_scaling w_floor inner_iter forget_factor "
+            "distributed"
         ).split()
         return {k: getattr(self, k) for k in keys}
 
@@ -336,8 +368,21 @@ class BcNMF:
     def fit_source(self, target: RowSource, background: RowSource) -> BcNMF:
         """Fit from two :class:`~bcnmf_sc._engine.sparse.RowSource` objects.
 
-        This is what :meth:`fit` calls; it lets callers stream rows from other storage
-        (e.g. a backed h5ad file). Sources are validated batch by batch.
+        This is what :meth:`fit` calls, with :class:`~bcnmf_sc._engine.sparse.InMemoryRows`.
+        Other sources stream rows from other storage, e.g.
+        :class:`~bcnmf_sc._engine.sparse.H5adRows` from an ``.h5ad`` file on disk: the
+        solver then never holds more than one window of rows
+        (:data:`~bcnmf_sc._engine.sparse.WINDOW_ROWS`), and peak memory is set by the
+        window and the model (``O((cells + genes) * K)``: the usages of every cell stay in
+        memory), not by the data. Rows are validated as they are read, in one pass.
+        ``solver="auto"`` picks ``"minibatch"`` above 1,000 cells for every source;
+        ``"full"`` on more cells needs sources that are in memory.
+
+        Groups of more than 20,000 cells are initialised from a random sample of 20,000 of
+        their cells (blocks of consecutive rows), whatever the source.
+
+        With ``distributed=True`` the sources are this process's shards (see the class
+        docstring).
         """
         self._check_params()
         if target.shape[1] != background.shape[1]:
@@ -345,10 +390,23 @@ class BcNMF:
                 f"Target and background must have the same genes: got {target.shape[1]} and "
                 f"{background.shape[1]} columns. Subset both to the same genes in the same order."
             )
-        for name, src in (("target", target), ("background", background)):
-            if src.n_obs == 0:
+        comm = TorchComm() if self.distributed else _LOCAL
+        self._comm = comm
+        try:
+            return self._fit_sources(target, background, comm)
+        finally:
+            del self._comm
+
+    def _fit_sources(self, target: RowSource, background: RowSource, comm) -> BcNMF:
+        sizes = np.array(comm.all_gather([target.n_obs, background.n_obs, target.shape[1]]))
+        if np.any(sizes[:, 2] != sizes[0, 2]):
+            raise ValueError(f"The processes hold different numbers of genes: {sizes[:, 2]}.")
+        offsets = sizes[: comm.rank, :2].sum(0)
+        totals = sizes[:, :2].sum(0)
+        for name, n in zip(("target", "background"), totals, strict=True):
+            if n == 0:
                 raise ValueError(f"The {name} group has no cells; both groups need cells.")
-        n_t, g = target.shape
+        n_t, g = int(totals[0]), target.shape[1]
         k = int(self.n_components)
         if k > min(n_t, g):
             raise ValueError(
@@ -358,13 +416,27 @@ class BcNMF:
         self.device_ = resolve_device(self.device)
         self.dtype_ = _resolve_dtype(self.dtype)
         self.loss_ = get_loss(self.loss)
-        total = n_t + background.n_obs
+        total = n_t + int(totals[1])
         solver = self.solver
         if solver == "auto":
-            solver = "minibatch" if total > _AUTO_MINIBATCH_CELLS else "full"
+            solver = "minibatch" if total > _AUTO_MINIBATCH_CELLS or comm.world > 1 else "full"
+        if solver == "full" and comm.world > 1:
+            raise ValueError(
+                "Data-parallel training (distributed=True) uses the minibatch solver; "
+                "use solver='minibatch' or 'auto'."
+            )
+        if solver == "full" and total > _AUTO_MINIBATCH_CELLS:
+            if not (target.in_memory and background.in_memory):
+                raise ValueError(
+                    "solver='full' holds every cell on the device at once; for rows read "
+                    "from disk (e.g. a backed AnnData) use solver='minibatch' or 'auto'."
+                )
         self.solver_ = solver
 
-        sets = [self._summarise(target, "target"), self._summarise(background, "background")]
+        sets = [
+            self._summarise(target, "target", int(offsets[0]), n_t),
+            self._summarise(background, "background", int(offsets[1]), int(totals[1])),
+        ]
         pooled = sets[0].colsum + sets[1].colsum
         share = pooled / max(pooled.sum(), EPS)
         floor = self.w_floor * share if self.loss == "kl" else np.zeros_like(share)
@@ -379,16 +451,15 @@ class BcNMF:
             return self._fit_sets(target, background, sets, rng)
 
     def _fit_sets(self, target: RowSource, background: RowSource, sets, rng) -> BcNMF:
-        n_t = target.n_obs
         init = self.init
         if init == "auto":
             init = "contrastive" if self.alpha > 0 else "nndsvda"
         self.init_ = init
         init_X = init_Y = None
         if init != "random":
-            init_X = as_csr(target.rows(np.arange(n_t)))
+            init_X = self._init_sample(sets[0], rng)
         if init == "contrastive":
-            init_Y = as_csr(background.rows(np.arange(background.n_obs)))
+            init_Y = self._init_sample(sets[1], rng)
         best = None
         for restart in range(int(self.n_init)):
             seed = int(rng.integers(2**31 - 1))
@@ -398,30 +469,82 @@ class BcNMF:
         self._finish(best)
         return self
 
-    def _summarise(self, src: RowSource, name: str) -> _Set:
-        """One pass: validate, column and row sums, null deviance."""
+    def _summarise(self, src: RowSource, name: str, offset: int, n_total: int) -> _Set:
+        """Validate, column and row sums (one pass), then the null deviance (a second pass).
+
+        Column sums and deviances are summed over processes; a validation error on one
+        process is raised on all of them.
+        """
+        comm = self._comm
         n, g = src.shape
         colsum = np.zeros(g)
         rowsum = np.zeros(n)
-        step = max(1, 2_000_000 // max(g, 1))
-        blocks = []
-        for start in range(0, n, step):
-            idx = np.arange(start, min(n, start + step))
-            B = _check_matrix(src.rows(idx), f"the {name} matrix")
-            colsum += np.asarray(B.sum(0, dtype=np.float64)).ravel()
-            rowsum[idx] = np.asarray(B.sum(1, dtype=np.float64)).ravel()
-            blocks.append(idx)
+        step = min(_sparse.WINDOW_ROWS, max(1, 2_000_000 // max(g, 1)))
+        error = None
+        try:
+            for idx, B in src.blocks(step):
+                B = _check_matrix(B, f"the {name} matrix")
+                colsum += np.asarray(B.sum(0, dtype=np.float64)).ravel()
+                rowsum[idx] = np.asarray(B.sum(1, dtype=np.float64)).ravel()
+        except ValueError as e:
+            error = e
+        failed = comm.sum_scalar(float(error is not None))
+        if error is not None:
+            raise error
+        if failed:
+            raise ValueError(f"The {name} matrix failed validation on another process.")
+        colsum = comm.sum_array(colsum)
         if colsum.sum() <= 0:
             raise ValueError(f"The {name} matrix is all zeros; nothing to factorise.")
         null = 0.0
-        for idx in blocks:
-            null += self.loss_.null_deviance(as_csr(src.rows(idx)), colsum)
-        return _Set(source=src, colsum=colsum, rowsum=rowsum, null=null, weight=1.0)
+        for _, B in src.blocks(step):
+            null += self.loss_.null_deviance(as_csr(B), colsum)
+        null = comm.sum_scalar(null)
+        return _Set(
+            source=src,
+            colsum=colsum,
+            rowsum=rowsum,
+            null=null,
+            weight=1.0,
+            offset=offset,
+            n_total=n_total,
+        )
+
+    def _init_sample(self, s: _Set, rng: np.random.Generator) -> sp.csr_matrix:
+        """The cells the initialisation sees: all of them, or above ``_INIT_CELLS`` a random
+        sample of blocks of consecutive rows (cheap to read from disk), read in windows."""
+        n, block = s.n, _sparse.SHUFFLE_BLOCK
+        rows = None
+        if n > _INIT_CELLS:
+            n_blocks = -(-n // block)
+            pick = rng.choice(n_blocks, size=min(n_blocks, -(-_INIT_CELLS // block)), replace=False)
+            rows = (np.sort(pick)[:, None] * block + np.arange(block)).ravel()
+            rows = rows[rows < n]
+        lo, hi = s.offset, s.offset + s.n_local
+        local = np.arange(s.n_local) if rows is None else rows[(rows >= lo) & (rows < hi)] - lo
+        step = _sparse.WINDOW_ROWS
+        parts = [
+            _sparse._checked_rows(s.source, local[i : i + step]) for i in range(0, len(local), step)
+        ]
+        if not parts:
+            parts = [sp.csr_matrix((0, s.source.shape[1]))]
+        parts = [p for ps in self._comm.all_gather(parts) for p in ps]  # in process order
+        return as_csr(parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr"))
 
     # ------------------------------------------------------------ the solver
     def _init_usage(self, s: _Set, rng: np.random.Generator) -> torch.Tensor:
         k = int(self.n_components) + (s.profile is not None)
-        H = np.maximum(s.rowsum, 1e-3)[:, None] / k * rng.uniform(0.8, 1.2, size=(s.n, k))
+        # the same random numbers as one draw for all cells; each process keeps its rows
+        lo, hi = s.offset, s.offset + s.n_local
+        U = np.empty((s.n_local, k))
+        step = 65_536
+        for start in range(0, s.n, step):
+            stop = min(s.n, start + step)
+            u = rng.uniform(0.8, 1.2, size=(stop - start, k))
+            a, b = max(start, lo), min(stop, hi)
+            if a < b:
+                U[a - lo : b - lo] = u[a - start : b - start]
+        H = np.maximum(s.rowsum, 1e-3)[:, None] / k * U
         return torch.as_tensor(H, dtype=self.dtype_).to(self.device_)
 
     @staticmethod
@@ -434,12 +557,25 @@ class BcNMF:
         return scale if s.profile is None else torch.cat([scale, scale.new_ones(1)])
 
     def _batches(self, s: _Set, size: int, rng: np.random.Generator | None):
+        """``(cells in the batch, this process's Batch or None)`` for each batch of a pass:
+        in a random order (:func:`~bcnmf_sc._engine.sparse.epoch_order`) with ``rng``."""
         if size >= s.n:  # full batch: build once, keep on the device
             if not s.cache:
-                s.cache = list(s.source.batches(s.n, dtype=self.dtype_, device=self.device_))
+                s.cache = list(self._parts(s, s.n, None))
             return iter(s.cache)
-        order = rng.permutation(s.n) if rng is not None else None
-        return s.source.batches(size, dtype=self.dtype_, device=self.device_, order=order)
+        order = _sparse.epoch_order(s.n, size, rng) if rng is not None else None
+        return self._parts(s, size, order)
+
+    def _parts(self, s: _Set, size: int, order: np.ndarray | None):
+        return _sparse.iter_parts(
+            s.source,
+            size,
+            dtype=self.dtype_,
+            device=self.device_,
+            order=order,
+            offset=s.offset,
+            n_total=s.n,
+        )
 
     def _update_W(self, W, target, gamma):
         W_new = target if gamma == 1.0 else W ** (1.0 - gamma) * target**gamma
@@ -468,6 +604,7 @@ class BcNMF:
         )
         W = torch.as_tensor(W0, dtype=self.dtype_).to(self.device_)
         W, _ = self._update_W(W, W, 1.0)
+        self._comm.broadcast_(W)
         bg.profile = torch.as_tensor(bg.colsum / bg.colsum.sum(), dtype=self.dtype_).to(
             self.device_
         )
@@ -518,15 +655,20 @@ class BcNMF:
         usage_bg = torch.zeros_like(bg.H[:, :k])
         for s, size in zip(sets, (tgt.n, bg.n) if full else self._batch_sizes(sets), strict=True):
             lsum = 0.0
-            for b in self._batches(s, size, None):
-                rows = torch.as_tensor(b.rows, device=self.device_)
+            for _, b in self._batches(s, size, None):
                 Wa = self._basis(s, W)
+                if b is None:  # none of this process's cells: join the others' tests
+                    self._solve(None, None, Wa, 200, 1e-6)
+                    if s is bg:
+                        self._solve(None, None, W, 200, 1e-6)
+                    continue
+                rows = torch.as_tensor(b.rows, device=self.device_)
                 Hb = self._solve(b, s.H[rows], Wa, 200, 1e-6)
                 s.H[rows] = Hb
                 lsum += self.loss_.loss(b, Hb, Wa)
                 if s is bg:  # from a fresh start, exactly as transform() would
                     usage_bg[rows] = self._solve(b, self._fresh_usage(b, k), W, 200, 1e-6)
-            final.append(lsum)
+            final.append(self._comm.sum_scalar(lsum))
             s.cache = []
         objective = coef[0] * final[0] - coef[1] * final[1]
         if not math.isfinite(objective):
@@ -572,8 +714,8 @@ class BcNMF:
         k = W.shape[0]
         contrast = coef[1] > 0
         inner = self.inner_iter or 5
-        bx = next(self._batches(tgt, tgt.n, None))
-        by = next(self._batches(bg, bg.n, None)) if contrast else None
+        bx = next(self._batches(tgt, tgt.n, None))[1]
+        by = next(self._batches(bg, bg.n, None))[1] if contrast else None
         if contrast and state.get("started") is None:  # background solved for the first basis
             bg.H = self._solve(by, bg.H, self._basis(bg, W), 3000, _SOLVE_TOL / 100)
             state["started"] = True
@@ -625,16 +767,23 @@ class BcNMF:
         iters = [self._batches(s, b, rng) for s, b in zip(sets, sizes, strict=True)]
         losses = [0.0, 0.0]
         for _ in range(steps):
+            parts = []  # (set, NUM and DEN contributions, loss, cells) of this step
             for i, (s, it) in enumerate(zip(sets, iters, strict=True)):
                 a = acc[i]
                 a[0].mul_(rho)
                 a[1].mul_(rho)
                 a[2] *= rho
-                b = next(it, None)
-                if b is None:
+                part = next(it, None)
+                if part is None:
+                    continue
+                count, b = part
+                Wa = self._basis(s, W)
+                if b is None:  # data-parallel: none of this process's cells in the batch
+                    if i == 1:
+                        self._solve(None, None, Wa, _BG_MAX_ITER, _BG_TOL)
+                    parts.append([i, torch.zeros_like(W), torch.zeros_like(W), 0.0, count])
                     continue
                 rows = torch.as_tensor(b.rows, device=self.device_)
-                Wa = self._basis(s, W)
                 Hb = s.H[rows]
                 if i == 0:
                     for _ in range(inner):
@@ -643,17 +792,36 @@ class BcNMF:
                     Hb = self._solve(b, Hb, Wa, _BG_MAX_ITER, _BG_TOL)
                 s.H[rows] = Hb
                 P, N, loss = self.loss_.stats(b, Hb, Wa)
+                num, den = (W * P[:k], N[:k]) if i == 0 else (W * N[:k], P[:k])
+                parts.append([i, num, den, loss, count])
+            if self._comm.world > 1:
+                self._sum_parts(parts)
+            for i, num, den, loss, count in parts:
+                a = acc[i]
                 losses[i] += loss
-                a[0].add_(W * (P[:k] if i == 0 else N[:k]))
-                a[1].add_(N[:k] if i == 0 else P[:k])
-                a[2] += b.n
+                a[0].add_(num)
+                a[1].add_(den)
+                a[2] += count
             weights = [s.n / a[2] if a[2] > 0 else 0.0 for a, s in zip(acc, sets, strict=True)]
             T = self._combine([(a[0], a[1], w) for a, w in zip(acc, weights, strict=True)], W, coef)
             W, scale = self._update_W(W, T, 1.0)
             for s, a in zip(sets, acc, strict=True):
                 s.H.mul_(self._hscale(s, scale))
                 a[1].mul_(scale[:, None])
+        self._comm.broadcast_(W)  # the same on every process already; keep it exactly so
         return W, losses
+
+    def _sum_parts(self, parts: list) -> None:
+        """Data-parallel: sum one step's statistics and losses over processes, in place."""
+        flat = torch.cat([torch.cat([p[1].reshape(-1), p[2].reshape(-1)]) for p in parts])
+        self._comm.sum_(flat)
+        losses = self._comm.sum_array(np.array([p[3] for p in parts]))
+        size = parts[0][1].numel()
+        for j, p in enumerate(parts):
+            chunk = flat[2 * j * size : 2 * (j + 1) * size]
+            p[1] = chunk[:size].view_as(p[1])
+            p[2] = chunk[size:].view_as(p[1])
+            p[3] = float(losses[j])
 
     @staticmethod
     def _fresh_usage(b: Batch, k: int) -> torch.Tensor:
@@ -661,13 +829,19 @@ class BcNMF:
         lib = _row_sums(b).clamp_min(1e-3)
         return (lib[:, None] / k).expand(b.n, k).contiguous()
 
-    def _solve(self, b: Batch, H: torch.Tensor, W: torch.Tensor, max_iter: int, tol: float):
-        """Usages of a batch with W fixed: multiplicative steps until the loss settles."""
+    def _solve(self, b: Batch | None, H, W: torch.Tensor, max_iter: int, tol: float):
+        """Usages of a batch with W fixed: multiplicative steps until the loss settles.
+
+        Data-parallel: the loss tested is summed over the processes, so all of them stop
+        at the same step as one process would with the whole batch; a process without
+        cells in the batch passes ``b=None`` and only joins the sums.
+        """
         prev = None
         for i in range(max_iter):
-            H = self.loss_.h_step(b, H, W)
+            if b is not None:
+                H = self.loss_.h_step(b, H, W)
             if i % 5 == 4:
-                cur = self.loss_.loss(b, H, W)
+                cur = self._comm.sum_scalar(self.loss_.loss(b, H, W) if b is not None else 0.0)
                 if prev is not None and abs(prev - cur) <= tol * max(abs(cur), EPS):
                     break
                 prev = cur
@@ -695,6 +869,7 @@ class BcNMF:
 
     def _check_collapse(self) -> None:
         tot = np.concatenate([self.usage_target_, self.usage_background_]).sum(0)
+        tot = self._comm.sum_array(tot)
         dead = np.flatnonzero(tot <= 1e-8 * max(tot.max(), EPS))
         if len(dead):
             warnings.warn(
@@ -703,7 +878,12 @@ class BcNMF:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        zero_cells = np.mean(self.usage_target_.sum(1) <= 0)
+        zero_cells = np.mean(self.usage_target_.sum(1) <= 0) if len(self.usage_target_) else 0.0
+        if self._comm.world > 1:
+            zeros, cells = self._comm.sum_array(
+                np.array([np.sum(self.usage_target_.sum(1) <= 0), len(self.usage_target_)])
+            )
+            zero_cells = zeros / max(cells, 1.0)
         if zero_cells > 0.01:
             warnings.warn(
                 f"{zero_cells:.1%} of target cells have all-zero usage; the fit may have "

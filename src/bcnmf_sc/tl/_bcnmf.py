@@ -14,6 +14,7 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._engine import BcNMF
+from .._engine import sparse as _sparse
 from ._enrichment import compare_usage, target_score
 
 __all__ = ["bcnmf", "bcnmf_transform"]
@@ -36,8 +37,8 @@ def _get_matrix(adata: AnnData, layer: str | None):
 def _as_csr_or_dense(X):
     """CSR for sparse input, a plain ndarray otherwise (views, matrices and backed data).
 
-    A backed AnnData's matrix (sparse dataset or HDF5 array) is read into memory here;
-    the file is only read, never written.
+    Backed data normally streams from disk (:func:`_backed_source`); only what cannot
+    (a CSC matrix) is read into memory here. The file is only read, never written.
     """
     if hasattr(X, "to_memory"):  # anndata's backed CSR/CSC datasets
         X = X.to_memory()
@@ -71,6 +72,41 @@ def _check_values(X, loss: str, what: str) -> None:
             f"{hint}. Use raw counts with loss='kl', or non-negative normalised data with "
             "loss='frobenius'."
         )
+
+
+def _backed_source(adata: AnnData, layer: str | None) -> _sparse.RowSource | None:
+    """Rows of the on-disk ``.X`` of a backed AnnData, or ``None`` (not backed, a layer).
+
+    Nothing is read here. In backed mode only ``.X`` stays on disk (anndata reads layers
+    into memory). A CSC matrix cannot be read by rows: it is read into memory as before.
+    """
+    if not adata.isbacked:
+        return None
+    if adata.is_view:  # anndata cannot add results to a backed view without a new file
+        raise ValueError(
+            "Results cannot be written into a view of a backed AnnData (anndata would have "
+            "to copy it to a new file). Pass the backed AnnData itself and choose cells with "
+            "background= / target=, or load the view with .to_memory()."
+        )
+    if layer is not None:
+        return None
+    X = adata.X  # anndata's backed dataset: a handle, nothing is read
+    if getattr(X, "format", None) == "csc":
+        logg.warning(
+            "the backed .X is stored as CSC (by genes) and is read into memory; write it as "
+            "CSR (adata.X = adata.X.tocsr()) to stream it from disk"
+        )
+        return None
+    if getattr(X, "format", None) != "csr" and not type(X).__module__.startswith("h5py"):
+        return None
+    return _sparse.H5adRows(X)
+
+
+def _check_source(src: _sparse.RowSource, loss: str, what: str) -> None:
+    """:func:`_check_values` over a row source, one block at a time (one pass)."""
+    step = min(_sparse.WINDOW_ROWS, max(1, 2_000_000 // max(src.shape[1], 1)))
+    for _, block in src.blocks(step):
+        _check_values(block, loss, what)
 
 
 def _resolve_mask(adata: AnnData, mask_var) -> tuple[np.ndarray, str | None]:
@@ -194,7 +230,11 @@ def bcnmf(
     ----------
     adata
         Annotated data matrix (cells x genes). Counts for ``loss="kl"``; integer or float,
-        sparse (CSR/CSC) or dense; views are accepted.
+        sparse (CSR/CSC) or dense; views are accepted. An AnnData opened with
+        ``sc.read_h5ad(path, backed="r")`` is streamed from disk in blocks of rows (``.X``
+        stored as CSR; the file is never written): memory then grows with the numbers of
+        cells and genes times ``n_topics``, not with the data, and the result is the same
+        as from the data in memory.
     background_key
         Column of ``adata.obs`` that defines the groups.
     background
@@ -272,7 +312,8 @@ def bcnmf(
     if isinstance(n_topics, bool) or not isinstance(n_topics, numbers.Integral) or n_topics < 1:
         raise ValueError(f"n_topics must be an integer >= 1, got {n_topics!r}.")
     is_tg, is_bg, tg, bg = _resolve_groups(adata, background_key, background, target)
-    X = _get_matrix(adata, layer)
+    src = _backed_source(adata, layer)
+    X = _get_matrix(adata, layer) if src is None else None
     genes, mask_name = _resolve_mask(adata, mask_var)
     n_genes = int(genes.sum())
     if n_topics > min(int(is_tg.sum()), n_genes):
@@ -280,9 +321,13 @@ def bcnmf(
             f"n_topics={n_topics} is too large for {int(is_tg.sum())} target cells x "
             f"{n_genes} genes; use at most {min(int(is_tg.sum()), n_genes)}."
         )
-    X = _as_csr_or_dense(X)
-    X = X[:, genes] if not genes.all() else X
-    _check_values(X, loss, "The data" if layer is None else f"Layer {layer!r}")
+    if src is None:
+        X = _as_csr_or_dense(X)
+        X = X[:, genes] if not genes.all() else X
+        _check_values(X, loss, "The data" if layer is None else f"Layer {layer!r}")
+    else:  # backed: rows stream from the file, never all at once
+        src = src.subset(cols=genes) if not genes.all() else src
+        _check_source(src, loss, "The data")
 
     kwargs: dict[str, Any] = {} if alpha is None else {"alpha": float(alpha)}
     model = BcNMF(
@@ -301,7 +346,10 @@ def bcnmf(
         f"computing bcNMF with {n_topics} topics on {int(is_tg.sum())} target vs "
         f"{int(is_bg.sum())} background cells x {n_genes} genes"
     )
-    model.fit(X[is_tg], X[is_bg])
+    if src is None:
+        model.fit(X[is_tg], X[is_bg])
+    else:
+        model.fit_source(src.subset(rows=is_tg), src.subset(rows=is_bg))
     other = ~(is_tg | is_bg)
 
     # ---- assemble results, then write
@@ -310,7 +358,11 @@ def bcnmf(
     usage[is_tg] = model.usage_target_
     usage[is_bg] = model.usage_background_
     if other.any():
-        usage[other] = model.transform(X[other])
+        usage[other] = (
+            model.transform(X[other])
+            if src is None
+            else model.transform_source(src.subset(rows=other))
+        )
     loadings = np.zeros((adata.n_vars, K))
     loadings[genes] = model.components_.T
     topics = [f"topic_{i + 1}" for i in range(K)]
@@ -389,7 +441,8 @@ def bcnmf_transform(
     Parameters
     ----------
     adata_query
-        New cells (same kind of values as the reference was fitted on).
+        New cells (same kind of values as the reference was fitted on). A backed query
+        (``backed="r"``, ``.X`` stored as CSR) is streamed from disk in blocks of rows.
     adata_reference
         Data on which :func:`bcnmf_sc.tl.bcnmf` was run.
     key
@@ -422,9 +475,16 @@ def bcnmf_transform(
         )
     W = L[loaded][found].T  # K x matched genes
     W = W / np.maximum(W.sum(1, keepdims=True), 1e-12)
-    X = _as_csr_or_dense(_get_matrix(adata_query, layer))[:, pos[found]]
-    _check_values(X, loss, "The query data")
-    usage = BcNMF.from_components(W, loss=loss).transform(X)
+    model = BcNMF.from_components(W, loss=loss)
+    src = _backed_source(adata_query, layer)
+    if src is None:
+        X = _as_csr_or_dense(_get_matrix(adata_query, layer))[:, pos[found]]
+        _check_values(X, loss, "The query data")
+        usage = model.transform(X)
+    else:  # backed query: stream it
+        src = src.subset(cols=pos[found])
+        _check_source(src, loss, "The query data")
+        usage = model.transform_source(src)
     topics = list(adata_reference.uns[key].get("topics", []))
     enr = adata_reference.uns[key].get("enrichment")
     enriched = np.zeros(W.shape[0], dtype=bool)
