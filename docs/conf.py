@@ -1,0 +1,96 @@
+"""Sphinx configuration for bcnmf-sc (builds offline: no intersphinx, no downloads)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import bcnmf_sc
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+project = "bcnmf-sc"
+author = "bcnmf-sc developers"
+copyright = "2026, bcnmf-sc developers"  # noqa: A001
+version = release = bcnmf_sc.__version__
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+    "sphinx.ext.mathjax",
+]
+
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
+
+# ---- API pages
+autosummary_generate = True
+autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_typehints = "description"
+autodoc_member_order = "bysource"
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = False
+napoleon_use_param = True
+
+# ---- MyST / notebooks
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+# notebooks are executed by CI before the build (or set BCNMF_NB_EXECUTION=cache|force)
+nb_execution_mode = os.environ.get("BCNMF_NB_EXECUTION", "off")
+nb_execution_timeout = 600
+nb_execution_raise_on_error = True
+
+# ---- HTML
+html_theme = "sphinx_book_theme"
+html_title = "bcnmf-sc"
+html_theme_options = {"show_toc_level": 2}
+html_static_path: list[str] = []
+
+
+# ---- tutorials: the notebooks live in the repository's top-level tutorials/ folder.
+# They are copied (only when changed) into docs/tutorials/ (the copies are git-ignored
+# build artefacts; stale copies are removed), and the toctree of tutorials/index.md is
+# written in place of its TUTORIALS_TOCTREE marker. A glob toctree would do, but with no
+# notebooks yet its "pattern didn't match" warning cannot be suppressed and fails -W.
+TUTORIALS_MARKER = "<!-- TUTORIALS_TOCTREE -->"
+
+
+def _sync_tutorials() -> list[str]:
+    src, dst = ROOT / "tutorials", HERE / "tutorials"
+    dst.mkdir(exist_ok=True)
+    wanted = {p.name: p for p in sorted(src.glob("*.ipynb"))} if src.is_dir() else {}
+    for old in dst.glob("*.ipynb"):
+        if old.name not in wanted:
+            old.unlink()
+    for name, path in wanted.items():
+        target = dst / name
+        if not target.exists() or target.read_bytes() != path.read_bytes():
+            shutil.copyfile(path, target)
+    return [Path(name).stem for name in wanted]
+
+
+TUTORIALS = _sync_tutorials()
+
+
+def _tutorials_toctree(app, docname: str, source: list[str]) -> None:
+    if docname != "tutorials/index":
+        return
+    if TUTORIALS:
+        entries = "\n".join(TUTORIALS)
+        block = f"```{{toctree}}\n:maxdepth: 1\n\n{entries}\n```"
+    else:
+        block = "*No tutorials yet.*"
+    source[0] = source[0].replace(TUTORIALS_MARKER, block)
+
+
+def _always_reread_tutorials_index(app, env, added, changed, removed) -> list[str]:
+    return ["tutorials/index"]  # its toctree depends on files Sphinx does not track
+
+
+def setup(app):
+    app.connect("source-read", _tutorials_toctree)
+    app.connect("env-get-outdated", _always_reread_tutorials_index)

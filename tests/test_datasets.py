@@ -1,0 +1,202 @@
+"""Bundled data sets: the semi-synthetic PBMC counts and the simulator's ground truth."""
+
+import numpy as np
+import pytest
+import scanpy as sc
+import scipy.sparse as sp
+
+from bcnmf_sc.datasets import pbmc_semisynthetic, simulate
+
+
+# ------------------------------------------------------------------ pbmc_semisynthetic
+@pytest.fixture(scope="module")
+def pbmc():
+    return pbmc_semisynthetic()
+
+
+@pytest.fixture(scope="module")
+def original():
+    return sc.datasets.pbmc68k_reduced()
+
+
+def _dense(X):
+    return X.toarray() if sp.issparse(X) else np.asarray(X)
+
+
+def test_counts_are_nonnegative_integers(pbmc):
+    assert sp.issparse(pbmc.X) and pbmc.X.format == "csr"
+    X = _dense(pbmc.X)
+    assert X.min() >= 0
+    np.testing.assert_array_equal(X, np.round(X))
+    np.testing.assert_array_equal(X, _dense(pbmc.layers["counts"]))
+
+
+def test_recovered_counts_reproduce_the_stored_log_normalised_values(pbmc, original):
+    """Before planting, log1p(counts * 1e4 / n_counts) rounded to 3 decimals is .raw."""
+    assert list(pbmc.obs_names) == list(original.obs_names)
+    assert list(pbmc.var_names) == list(original.raw.var_names)
+    counts = _dense(pbmc.X).astype(np.float64)
+    counts[np.ix_(pbmc.obs["program"], pbmc.var["program"])] = np.nan  # planted block
+    n_counts = original.obs["n_counts"].to_numpy(dtype=np.float64)[:, None]
+    renormalised = np.log1p(counts * 1e4 / n_counts)
+    raw = _dense(original.raw.X).astype(np.float64)
+    ok = ~np.isnan(renormalised)
+    assert ok.mean() > 0.99
+    # .raw holds 3 decimals: the renormalised counts agree to that precision
+    np.testing.assert_allclose(renormalised[ok], raw[ok], rtol=0, atol=5.1e-4)
+
+
+def test_conditions_share_cell_types(pbmc):
+    assert list(pbmc.obs["condition"].cat.categories) == ["background", "target"]
+    table = pbmc.obs.groupby("bulk_labels", observed=True)["condition"].value_counts().unstack()
+    assert (table > 0).all().all()  # every cell type is in both conditions
+    share = table["target"] / table.sum(1)
+    assert share.between(0.3, 0.7).all()
+    assert pbmc.obs["condition"].value_counts().min() >= 340
+
+
+def test_program_cells_are_target_cells(pbmc):
+    params = pbmc.uns["pbmc_semisynthetic"]
+    program = pbmc.obs["program"].to_numpy()
+    target = (pbmc.obs["condition"] == "target").to_numpy()
+    assert program.dtype == bool and not program[~target].any()
+    assert program.sum() == params["n_program_cells"]
+    assert program.sum() == round(params["program_fraction"] * target.sum())
+    assert pbmc.var["program"].dtype == bool
+    assert pbmc.var["program"].sum() == params["n_program_genes"]
+    assert sorted(pbmc.var_names[pbmc.var["program"]]) == sorted(params["program_genes"])
+    assert (pbmc.obs.loc[program, "planted_counts"] > 0).all()
+    assert (pbmc.obs.loc[~program, "planted_counts"] == 0).all()
+
+
+def test_program_genes_are_raised_by_about_the_fold(pbmc):
+    X = _dense(pbmc.X).astype(np.float64)
+    totals = X.sum(1) - pbmc.obs["planted_counts"].to_numpy()  # depth before planting
+    rel = X / totals[:, None]
+    program = pbmc.obs["program"].to_numpy()
+    target = (pbmc.obs["condition"] == "target").to_numpy()
+    genes = pbmc.var["program"].to_numpy()
+    fold = pbmc.uns["pbmc_semisynthetic"]["program_fold"]
+    in_program = rel[program][:, genes].sum(1).mean()
+    other_target = rel[target & ~program][:, genes].sum(1).mean()
+    background = rel[~target][:, genes].sum(1).mean()
+    assert in_program / other_target == pytest.approx(fold, rel=0.25)
+    assert in_program / background == pytest.approx(fold, rel=0.25)
+    assert other_target / background == pytest.approx(1.0, rel=0.2)
+
+
+def test_other_genes_are_untouched(pbmc, original):
+    """Outside the planted block every count is the recovered real count."""
+    X = _dense(pbmc.X)
+    n_counts = original.obs["n_counts"].to_numpy(dtype=np.float64)[:, None]
+    real = np.rint(np.expm1(_dense(original.raw.X).astype(np.float64)) * n_counts / 1e4)
+    block = np.outer(pbmc.obs["program"], pbmc.var["program"])
+    np.testing.assert_array_equal(X[~block], real[~block])
+    assert (X[block] >= real[block]).all()
+    assert X[block].sum() - real[block].sum() == pbmc.obs["planted_counts"].sum()
+
+
+def test_program_genes_are_not_cell_type_markers(pbmc):
+    genes = set(pbmc.var_names[pbmc.var["program"]])
+    markers = {"CD74", "LYZ", "CST3", "HLA-DRA", "NKG7", "GNLY", "CD79A", "MS4A1", "S100A8"}
+    assert not genes & markers
+    background = (pbmc.obs["condition"] == "background").to_numpy()
+    detected = (_dense(pbmc.X[background]) > 0).mean(0)[pbmc.var["program"].to_numpy()]
+    assert np.all((detected > 0.1) & (detected < 0.9))
+
+
+def test_annotations_and_parameters_are_recorded(pbmc):
+    for col in ("bulk_labels", "louvain", "phase", "n_counts"):
+        assert col in pbmc.obs
+    assert pbmc.obsm["X_umap_original"].shape == (pbmc.n_obs, 2)
+    assert "X_umap" not in pbmc.obsm and "X_pca" not in pbmc.obsm
+    params = pbmc.uns["pbmc_semisynthetic"]
+    assert params["random_state"] == 0 and params["target_fraction"] == 0.5
+
+
+def test_seed_reproducibility():
+    kwargs = {"n_program_genes": 10, "program_fold": 2.5, "program_fraction": 0.5}
+    a = pbmc_semisynthetic(random_state=3, **kwargs)
+    b = pbmc_semisynthetic(random_state=3, **kwargs)
+    c = pbmc_semisynthetic(random_state=4, **kwargs)
+    assert (a.X != b.X).nnz == 0
+    assert a.obs.equals(b.obs) and a.var.equals(b.var)
+    assert not a.var["program"].equals(c.var["program"])
+    assert not a.obs["condition"].equals(c.obs["condition"])
+
+
+def test_parameters_change_the_result():
+    a = pbmc_semisynthetic(n_program_genes=5, program_fraction=1.0, target_fraction=0.3)
+    target = a.obs["condition"] == "target"
+    assert a.var["program"].sum() == 5
+    assert (a.obs.loc[target, "program"]).all()
+    assert target.mean() == pytest.approx(0.3, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"program_fraction": 0.0}, "program_fraction must be in"),
+        ({"program_fraction": 1.5}, "program_fraction must be in"),
+        ({"program_fold": 1.0}, "program_fold must be in"),
+        ({"program_fold": float("nan")}, "program_fold must be a finite number"),
+        ({"target_fraction": 1.0}, "target_fraction must be in"),
+        ({"n_program_genes": 0}, "n_program_genes must be between 1 and"),
+        ({"n_program_genes": 10_000}, "n_program_genes must be between 1 and"),
+        ({"n_program_genes": 2.5}, "n_program_genes must be an integer"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pbmc_semisynthetic(**kwargs)
+
+
+def test_arguments_are_keyword_only():
+    with pytest.raises(TypeError):
+        pbmc_semisynthetic(20)
+
+
+# ----------------------------------------------------------------------------- simulate
+def test_simulate_ground_truth():
+    ad = simulate(
+        n_target=300, n_background=200, n_genes=300, n_cell_types=3, n_markers=20,
+        n_programs=2, n_program_genes=15, n_shared_programs=1, program_fraction=0.4,
+    )  # fmt: skip
+    assert ad.shape == (500, 300)
+    target = (ad.obs["condition"] == "target").to_numpy()
+    assert target.sum() == 300
+    # planted programs only in target cells; shared programs in both
+    for p in ("program_1", "program_2"):
+        assert not ad.obs[p].to_numpy()[~target].any()
+        assert ad.obs[p].to_numpy()[target].mean() == pytest.approx(0.4, abs=0.1)
+        assert (ad.var["program"] == p).sum() == 15
+        assert all(g.startswith(f"P{p[-1]}_") for g in ad.var_names[ad.var["program"] == p])
+    assert ad.obs["shared_1"].to_numpy()[~target].any()
+    assert (ad.var["program"] == "shared_1").sum() == 15
+    assert ((ad.var["marker_of"] != "none").sum()) == 3 * 20
+    # marker and program genes are disjoint
+    assert not ((ad.var["marker_of"] != "none") & (ad.var["program"] != "none")).any()
+    assert set(ad.obs["cell_type"].cat.categories) == {"type_1", "type_2", "type_3"}
+
+
+def test_simulate_counts_and_planted_signal():
+    ad = simulate(n_target=400, n_background=400, n_genes=200, n_markers=10, dispersion=0.0)
+    X = ad.X.toarray()
+    np.testing.assert_array_equal(X, np.round(X))
+    assert X.min() >= 0
+    rel = X / X.sum(1, keepdims=True)
+    genes = (ad.var["program"] == "program_1").to_numpy()
+    on = ad.obs["program_1"].to_numpy()
+    target = (ad.obs["condition"] == "target").to_numpy()
+    ratio = rel[on][:, genes].mean() / rel[target & ~on][:, genes].mean()
+    assert ratio == pytest.approx(3.0, rel=0.3)  # program_fold, before renormalisation
+
+
+def test_simulate_seed_and_errors():
+    a = simulate(n_target=50, n_background=50, n_genes=300, random_state=1)
+    b = simulate(n_target=50, n_background=50, n_genes=300, random_state=1)
+    assert (a.X != b.X).nnz == 0
+    assert "counts" not in a.layers
+    assert "counts" in simulate(n_target=20, n_background=20, counts_layer=True).layers
+    with pytest.raises(ValueError, match="n_genes=100 is too small"):
+        simulate(n_genes=100)
