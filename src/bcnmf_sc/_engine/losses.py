@@ -45,6 +45,19 @@ class KLLoss:
         den = W.sum(1).clamp_min(EPS)  # all-ones product: row sums of W
         return (H * num / den).clamp_min_(H_MIN)
 
+    def h_step_loss(self, b: Batch, H: torch.Tensor, W: torch.Tensor):
+        """One usage step and the loss at the usages it started from (nearly free here)."""
+        R, mu = self._ratio(b, H, W)
+        num = b.with_values(R) @ W.T
+        wsum = W.sum(1)
+        loss = (
+            b.xlogx
+            - float(torch.dot(b.values, torch.log(mu)))
+            - b.xsum
+            + float(torch.dot(H.sum(0), wsum))
+        )
+        return (H * num / wsum.clamp_min(EPS)).clamp_min_(H_MIN), loss
+
     def stats(self, b: Batch, H: torch.Tensor, W: torch.Tensor):
         R, mu = self._ratio(b, H, W)
         P = (b.transposed_with_values(R) @ H).T  # H^T (X / M): K x g
@@ -89,6 +102,13 @@ class FrobeniusLoss:
         num = b.X @ W.T
         den = H @ (W @ W.T)
         return (H * num / den.clamp_min_(EPS)).clamp_min_(H_MIN)
+
+    def h_step_loss(self, b: Batch, H: torch.Tensor, W: torch.Tensor):
+        """One usage step and the loss at the usages it started from."""
+        num = b.X @ W.T
+        den = H @ (W @ W.T)
+        loss = 0.5 * (b.xsq - 2.0 * float((H * num).sum()) + float((H * den).sum()))
+        return (H * num / den.clamp_min_(EPS)).clamp_min_(H_MIN), loss
 
     def stats(self, b: Batch, H: torch.Tensor, W: torch.Tensor):
         P = (b.Xt @ H).T  # H^T X

@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - scikit-learn comes with scanpy
 _SOLVERS = ("auto", "full", "minibatch")
 _SCALINGS = ("deviance", "raw")
 _INITS = ("auto", "contrastive", "nndsvda", "nndsvd", "random")
-_AUTO_MINIBATCH_CELLS = 1_000
+_AUTO_MINIBATCH_CELLS = 500
 _BATCH_SIZE = 512
 _MINIBATCH_WINDOW = 5
 # minibatch: background usages are solved per batch to this relative tolerance (at most
@@ -162,7 +162,7 @@ class BcNMF:
         ``"minibatch"``: online updates over batches of cells; ``W`` is updated after every
         batch from running statistics (as in scikit-learn's ``MiniBatchNMF``), each batch
         holding target and background cells in proportion to the sizes of the two sets.
-        ``"auto"``: ``"minibatch"`` above 1,000 cells in total, else ``"full"``.
+        ``"auto"``: ``"minibatch"`` above 500 cells in total, else ``"full"``.
     batch_size
         Cells (target and background together) per minibatch step; default 512.
         Ignored by the full-batch solver.
@@ -375,7 +375,7 @@ class BcNMF:
         (:data:`~bcnmf_sc._engine.sparse.WINDOW_ROWS`), and peak memory is set by the
         window and the model (``O((cells + genes) * K)``: the usages of every cell stay in
         memory), not by the data. Rows are validated as they are read, in one pass.
-        ``solver="auto"`` picks ``"minibatch"`` above 1,000 cells for every source;
+        ``solver="auto"`` picks ``"minibatch"`` above 500 cells for every source;
         ``"full"`` on more cells needs sources that are in memory.
 
         Groups of more than 20,000 cells are initialised from a random sample of 20,000 of
@@ -836,15 +836,17 @@ class BcNMF:
         at the same step as one process would with the whole batch; a process without
         cells in the batch passes ``b=None`` and only joins the sums.
         """
+        # the loss comes with each step (at the usages the step starts from), so the test
+        # runs every step at no extra cost; ``tol`` bounds the change over 5 steps
         prev = None
-        for i in range(max_iter):
+        for _ in range(max_iter):
+            cur = 0.0
             if b is not None:
-                H = self.loss_.h_step(b, H, W)
-            if i % 5 == 4:
-                cur = self._comm.sum_scalar(self.loss_.loss(b, H, W) if b is not None else 0.0)
-                if prev is not None and abs(prev - cur) <= tol * max(abs(cur), EPS):
-                    break
-                prev = cur
+                H, cur = self.loss_.h_step_loss(b, H, W)
+            cur = self._comm.sum_scalar(cur)
+            if prev is not None and 5.0 * abs(prev - cur) <= tol * max(abs(cur), EPS):
+                break  # the last step changed the loss by less than tol / 5
+            prev = cur
         return H
 
     def _finish(self, best: dict) -> None:

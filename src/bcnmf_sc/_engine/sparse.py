@@ -183,7 +183,7 @@ class RowSource:
         are fine); the engine validates the values (NaN, infinite, negative) itself.
 
     and optionally ``in_memory = True`` when the whole matrix is held in memory anyway
-    (this only allows ``solver="full"`` on more than 1,000 cells). Nothing else: the
+    (this only allows ``solver="full"`` on more than 500 cells). Nothing else: the
     engine decides what to read and when.
 
     How the engine calls ``rows`` (what an implementation can rely on):
