@@ -9,8 +9,8 @@ For each fit it prints: the best topic's AUROC for the planted subgroup (usage p
 target cells), the AUROC of that topic's loadings for the planted genes, and the adjusted
 Rand index of k-means(2) on the target cells' usage proportions, on all topics ("all"),
 and on the target score that ``tl.bcnmf`` writes (each cell's share of usage on the
-target-enriched topics of the enrichment table: mean proportion at least 2x higher in
-target than background, BH-adjusted Welch p < 0.05).
+target-enriched topics of the enrichment table: mean proportion at least 1.4x (log2FC 0.5)
+higher in target than background, BH-adjusted Welch p < 0.05).
 
 ``--sim hard`` adds shared structure that plain NMF spends its topics on: 6 cell types and
 6 shared programs (as strong as the planted one, active in 30% of cells of both

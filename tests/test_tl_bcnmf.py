@@ -157,7 +157,7 @@ def test_enrichment_sorted_and_correct(fitted):
         assert row["log2fc"] == pytest.approx(np.log2(mt / mb), rel=1e-6)
         welch = ttest_ind(prop[sel][y, k], prop[sel][~y, k], equal_var=False).pvalue
         assert row["pval"] == pytest.approx(welch, rel=1e-6, abs=1e-300)
-        assert row["enriched"] == (row["log2fc"] >= 1 and row["pval_adj"] < 0.05)
+        assert row["enriched"] == (row["log2fc"] >= 0.5 and row["pval_adj"] < 0.05)
     # the target score is the share of each cell's usage on the enriched topics
     enriched = [int(n.split("_")[1]) - 1 for n in enr.index[enr["enriched"].to_numpy()]]
     np.testing.assert_allclose(

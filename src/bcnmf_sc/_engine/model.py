@@ -632,7 +632,9 @@ class BcNMF:
                 history["epoch"].append(epoch)
                 history["objective"].append(obj)
                 history["target"].append(tgt.weight * losses[0])
-                history["background"].append(bg.weight * losses[1])
+                # alpha=0: the background is not fitted during training (NaN here); its
+                # final term is still computed after the fit
+                history["background"].append(bg.weight * losses[1] if coef[1] else math.nan)
                 history["seconds"].append(time.perf_counter() - start)
                 bar.update(1)
                 bar.set_postfix(objective=f"{obj:.5g}")
@@ -769,6 +771,8 @@ class BcNMF:
         for _ in range(steps):
             parts = []  # (set, NUM and DEN contributions, loss, cells) of this step
             for i, (s, it) in enumerate(zip(sets, iters, strict=True)):
+                if i == 1 and coef[1] == 0:
+                    continue  # alpha=0: the background does not enter the fit
                 a = acc[i]
                 a[0].mul_(rho)
                 a[1].mul_(rho)

@@ -14,7 +14,7 @@ __all__ = ["topic_enrichment"]
 #: A topic is called target-enriched when its mean usage proportion is at least
 #: ``2**ENRICHED_LOG2FC`` times higher in the group than in the reference and the
 #: difference is significant at ``ENRICHED_PVAL`` (Benjamini-Hochberg adjusted).
-ENRICHED_LOG2FC = 1.0
+ENRICHED_LOG2FC = 0.5
 ENRICHED_PVAL = 0.05
 
 
@@ -82,7 +82,7 @@ def compare_usage(
         Two-sided Welch t-test of the difference of the mean proportions, and its
         Benjamini-Hochberg adjustment over topics.
     ``enriched``
-        ``log2fc >= ENRICHED_LOG2FC`` (1, a two-fold higher mean) and
+        ``log2fc >= ENRICHED_LOG2FC`` (0.5, a 1.4-fold higher mean) and
         ``pval_adj < ENRICHED_PVAL`` (0.05).
     """
     prop = usage_proportions(usage)
