@@ -2,7 +2,8 @@
 
 from ._enrichment import topic_enrichment
 from ._loadings import gene_loadings
+from ._sweep import sweep
 from ._training import training
 from ._usage import topics, usage
 
-__all__ = ["gene_loadings", "topic_enrichment", "topics", "training", "usage"]
+__all__ = ["gene_loadings", "sweep", "topic_enrichment", "topics", "training", "usage"]

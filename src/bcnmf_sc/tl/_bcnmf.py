@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -15,11 +15,16 @@ from scanpy import logging as logg
 
 from .._engine import BcNMF
 from .._engine import sparse as _sparse
+from ._consensus import consensus_model, restart_seeds
 from ._enrichment import compare_usage, target_score
 
 __all__ = ["bcnmf", "bcnmf_transform"]
 
 _LOSSES = ("kl", "frobenius")
+# BcNMF parameters that tl.bcnmf sets from its own keyword arguments
+_ENGINE_SET = (
+    "n_components alpha loss batch_size max_epochs tol n_init random_state device progress"
+).split()
 
 
 # ----------------------------------------------------------------------- helpers
@@ -215,8 +220,10 @@ def bcnmf(
     max_epochs: int | None = None,
     tol: float = 1e-5,
     n_init: int = 1,
+    consensus: bool = False,
     random_state: int | None = 0,
     device: str = "auto",
+    engine_kwargs: Mapping[str, Any] | None = None,
     key_added: str = "bcnmf",
     copy: bool = False,
     progress: bool = True,
@@ -260,7 +267,19 @@ def bcnmf(
         ``"highly_variable"`` when that column exists, else all genes. Genes left out get
         zero loadings.
     batch_size, max_epochs, tol, n_init, random_state, device
-        Passed to :class:`bcnmf_sc.BcNMF`.
+        Passed to :class:`bcnmf_sc.BcNMF` (``n_init`` restarts, the one with the lowest
+        objective is kept), unless ``consensus=True``.
+    consensus
+        Combine the ``n_init`` restarts (at least 2) into consensus topics instead of
+        keeping the best one: restart ``r`` is fitted with seed ``r`` drawn from
+        ``random_state``; topics are matched across restarts by cosine similarity of
+        their loadings, matched topics that disagree with the consensus are dropped, each
+        consensus topic is the gene-wise median of the rest, and all usages are refitted
+        to the consensus topics (see :func:`bcnmf_sc.tl._consensus.consensus_components`).
+        The enrichment table then gains a ``stability`` column.
+    engine_kwargs
+        Further :class:`bcnmf_sc.BcNMF` parameters (e.g. ``solver``, ``init``,
+        ``w_floor``); recorded in ``params`` as ``engine_<name>``.
     key_added
         Results are stored under this key (see Returns).
     copy
@@ -288,7 +307,15 @@ def bcnmf(
         ``objective``, ``n_epochs``, ``converged`` and ``enrichment``: a DataFrame with
         one row per topic comparing target and background cells (see
         :func:`bcnmf_sc.tl.topic_enrichment`), most target-enriched topic (largest
-        ``log2fc``) first.
+        ``log2fc``) first. With ``consensus=True`` the table has a ``stability`` column
+        (per topic, the mean cosine similarity of the loadings matched to it in every
+        pair of restarts; 1: every seed finds the same topic, well below 1: a seed
+        artefact), ``objective`` is that of the consensus topics, ``history``,
+        ``n_epochs`` and ``converged`` are those of the restart with the lowest
+        objective, and ``consensus`` holds ``stability``, ``n_kept`` (restarts whose
+        topic joined each consensus topic), ``objectives`` (of the restarts) and
+        ``reference`` (the restart the matching started from). Without consensus the
+        table has no ``stability`` column.
 
     Examples
     --------
@@ -311,6 +338,16 @@ def bcnmf(
         raise ValueError(f"alpha must be a finite number >= 0 or None, got {alpha!r}.")
     if isinstance(n_topics, bool) or not isinstance(n_topics, numbers.Integral) or n_topics < 1:
         raise ValueError(f"n_topics must be an integer >= 1, got {n_topics!r}.")
+    if consensus and (
+        isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral) or n_init < 2
+    ):
+        raise ValueError(
+            f"consensus=True combines restarts: n_init must be an integer >= 2, got {n_init!r}."
+        )
+    engine_kwargs = dict(engine_kwargs or {})
+    clash = sorted(set(engine_kwargs) & set(_ENGINE_SET))
+    if clash:
+        raise ValueError(f"engine_kwargs cannot set {clash}; use the keyword arguments.")
     is_tg, is_bg, tg, bg = _resolve_groups(adata, background_key, background, target)
     src = _backed_source(adata, layer)
     X = _get_matrix(adata, layer) if src is None else None
@@ -330,26 +367,44 @@ def bcnmf(
         _check_source(src, loss, "The data")
 
     kwargs: dict[str, Any] = {} if alpha is None else {"alpha": float(alpha)}
+    seeds = restart_seeds(random_state, int(n_init)) if consensus else [random_state]
     model = BcNMF(
         n_components=int(n_topics),
         loss=loss,
         batch_size=batch_size,
         max_epochs=max_epochs,
         tol=tol,
-        n_init=n_init,
-        random_state=random_state,
+        n_init=1 if consensus else n_init,
+        random_state=seeds[0],
         device=device,
         progress=progress,
         **kwargs,
+        **engine_kwargs,
     )
     start = logg.info(
         f"computing bcNMF with {n_topics} topics on {int(is_tg.sum())} target vs "
         f"{int(is_bg.sum())} background cells x {n_genes} genes"
     )
-    if src is None:
-        model.fit(X[is_tg], X[is_bg])
-    else:
-        model.fit_source(src.subset(rows=is_tg), src.subset(rows=is_bg))
+    runs = []
+    for seed in seeds:  # one fit, or the restarts of a consensus
+        run = model if not runs else BcNMF(**{**model.get_params(), "random_state": seed})
+        if src is None:
+            run.fit(X[is_tg], X[is_bg])
+        else:
+            run.fit_source(src.subset(rows=is_tg), src.subset(rows=is_bg))
+        runs.append(run)
+    info = None
+    if consensus:
+        data = (
+            (X[is_tg], X[is_bg])
+            if src is None
+            else (src.subset(rows=is_tg), src.subset(rows=is_bg))
+        )
+        model, info = consensus_model(runs, *data)
+        logg.info(
+            f"    consensus of {len(runs)} restarts: topic stability "
+            f"{info['stability'].min():.3f} to {info['stability'].max():.3f}"
+        )
     other = ~(is_tg | is_bg)
 
     # ---- assemble results, then write
@@ -369,6 +424,9 @@ def bcnmf(
     enrichment = compare_usage(usage, is_tg, is_bg, topics, names=("target", "background"))
     enriched = np.isin(topics, enrichment.index[enrichment["enriched"].to_numpy()])
     score = target_score(usage, enriched)
+    if info is not None:  # per-topic stability, in the table's (sorted) order
+        stability = pd.Series(info["stability"], index=topics)
+        enrichment["stability"] = stability.reindex(enrichment.index).to_numpy()
 
     engine = model.get_params()
     params = {
@@ -385,6 +443,8 @@ def bcnmf(
         "max_epochs": max_epochs,
         "tol": float(tol),
         "n_init": int(n_init),
+        "consensus": bool(consensus),
+        "seeds": seeds if consensus else None,
         "random_state": random_state,
         "device": str(device),
         "solver": getattr(model, "solver_", engine.get("solver")),
@@ -394,6 +454,7 @@ def bcnmf(
         "n_target": int(is_tg.sum()),
         "n_background": int(is_bg.sum()),
         "n_projected": int(other.sum()),
+        **{f"engine_{k}": v for k, v in engine_kwargs.items()},
     }
     params = {k: _plain(v) for k, v in params.items() if v is not None}
     history = {k: np.asarray(v, dtype=float) for k, v in model.history_.items()}
@@ -412,6 +473,13 @@ def bcnmf(
         "converged": bool(model.converged_),
         "enrichment": enrichment,
     }
+    if info is not None:
+        adata.uns[key_added]["consensus"] = {
+            "stability": np.asarray(info["stability"], dtype=float),
+            "n_kept": np.asarray(info["kept"].sum(1), dtype=int),
+            "objectives": np.asarray(info["objectives"], dtype=float),
+            "reference": int(info["reference"]),
+        }
     logg.info(
         "    finished",
         time=start,

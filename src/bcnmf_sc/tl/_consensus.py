@@ -1,0 +1,288 @@
+"""Consensus topics from several restarts: matching, outlier removal, stability, losses.
+
+Restarts of an NMF give the same topics in a different order and with small differences;
+a topic that only one seed finds is an artefact of that seed. The functions here match
+topics across restarts by cosine similarity of their loadings (the Hungarian algorithm,
+so each restart contributes at most one topic to each consensus topic), drop matched
+topics that disagree with the rest, and summarise how well the restarts agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
+
+from .._engine import BcNMF, InMemoryRows, RowSource
+from .._engine.losses import get_loss
+from .._engine.sparse import as_csr
+
+__all__ = [
+    "MIN_SIMILARITY",
+    "consensus_components",
+    "consensus_model",
+    "match_topics",
+    "relative_loss",
+    "restart_seeds",
+    "topic_matching",
+]
+
+#: Matched topics whose cosine similarity to the consensus topic is below this are dropped
+#: as outliers. 0.875 is cNMF's default density threshold (a Euclidean distance of 0.5
+#: between L2-normalised loadings) written as a cosine: ``1 - 0.5**2 / 2``.
+MIN_SIMILARITY = 0.875
+
+
+def restart_seeds(random_state: int | None, n: int) -> list[int]:
+    """``n`` seeds for independent restarts, drawn from ``random_state``.
+
+    Runs with different ``random_state`` share no seeds (as ``random_state + r`` would).
+    """
+    rng = np.random.default_rng(random_state)
+    return [int(s) for s in rng.integers(2**31 - 1, size=n)]
+
+
+def _unit(W: np.ndarray) -> np.ndarray:
+    W = np.asarray(W, dtype=float)
+    norm = np.linalg.norm(W, axis=1, keepdims=True)
+    return np.divide(W, norm, out=np.zeros_like(W), where=norm > 0)
+
+
+def match_topics(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Match each topic of ``reference`` to a distinct topic of ``other``.
+
+    Parameters
+    ----------
+    reference, other
+        Loadings, topics x genes (the same genes; the same number of topics).
+
+    Returns
+    -------
+    ``(index, similarity)``: topic ``k`` of ``reference`` is matched to topic
+    ``index[k]`` of ``other``, whose cosine similarity with it is ``similarity[k]``; the
+    matching maximises the total similarity (Hungarian algorithm).
+    """
+    A, B = _unit(reference), _unit(other)
+    if A.shape != B.shape:
+        raise ValueError(f"Cannot match {A.shape} loadings to {B.shape} loadings.")
+    C = A @ B.T
+    rows, cols = linear_sum_assignment(-C)
+    index = np.empty(len(A), dtype=int)
+    index[rows] = cols
+    return index, C[np.arange(len(A)), index]
+
+
+def topic_matching(A: np.ndarray, B: np.ndarray) -> float:
+    """How well two sets of topics agree: the mean cosine similarity of matched topics.
+
+    1 when both hold the same topics (in any order); non-negative loadings keep it >= 0.
+    """
+    return float(np.mean(match_topics(A, B)[1]))
+
+
+def consensus_components(
+    components: Sequence[np.ndarray],
+    *,
+    reference: int = 0,
+    min_similarity: float = MIN_SIMILARITY,
+    max_iter: int = 10,
+) -> dict:
+    """Combine the topics of several restarts into consensus topics.
+
+    1. Start from the topics of restart ``reference`` (e.g. the one with the lowest
+       objective) as the consensus.
+    2. Match the topics of every restart to the consensus topics (:func:`match_topics`).
+    3. A matched topic is kept when its cosine similarity to the consensus topic is at
+       least ``min_similarity``; the best-matching one is always kept, so every consensus
+       topic has at least one member.
+    4. Each consensus topic becomes the gene-wise median of its kept members, normalised
+       to sum to one. Steps 2-4 repeat until the matching no longer changes.
+
+    Parameters
+    ----------
+    components
+        One topics x genes loadings matrix per restart (all the same shape).
+    reference
+        Position of the restart to start from.
+    min_similarity
+        Outlier threshold, see step 3 (default :data:`MIN_SIMILARITY`).
+    max_iter
+        Most rounds of steps 2-4.
+
+    Returns
+    -------
+    dict with ``components`` (K x genes, rows sum to one, in the order of the reference's
+    topics), ``stability`` (per topic: mean cosine similarity over all pairs of restarts
+    of the topics matched to it, outliers included; 1 when every restart found the same
+    topic), ``similarity`` (K x restarts: each matched topic's cosine similarity to the
+    consensus), ``kept`` (K x restarts, bool), ``index`` (K x restarts: which topic of each
+    restart was matched).
+    """
+    Ws = [np.asarray(W, dtype=float) for W in components]
+    if not Ws:
+        raise ValueError("components is empty: pass the loadings of at least one restart.")
+    shape = Ws[0].shape
+    if any(W.shape != shape for W in Ws):
+        raise ValueError(f"All restarts need loadings of one shape, got {[W.shape for W in Ws]}.")
+    R, K = len(Ws), shape[0]
+    center = Ws[reference] / np.maximum(Ws[reference].sum(1, keepdims=True), 1e-300)
+    index = np.full((K, R), -1)
+    for _ in range(max(1, int(max_iter))):
+        new_index = np.empty((K, R), dtype=int)
+        sim = np.empty((K, R))
+        for r, W in enumerate(Ws):
+            new_index[:, r], sim[:, r] = match_topics(center, W)
+        kept = sim >= min_similarity
+        kept[np.arange(K), np.argmax(sim, axis=1)] = True
+        members = np.stack([Ws[r][new_index[:, r]] for r in range(R)], axis=1)  # K x R x g
+        center = np.empty(shape)
+        for k in range(K):
+            med = np.median(members[k, kept[k]], axis=0)
+            if med.sum() <= 0:  # an all-zero median (disjoint members): use their mean
+                med = members[k, kept[k]].mean(0)
+            center[k] = med / med.sum()
+        if np.array_equal(new_index, index):
+            break
+        index = new_index
+    # final similarities against the final consensus
+    sim = np.stack([match_topics(center, W)[1] for W in Ws], axis=1)
+    stability = np.ones(K)
+    if R > 1:
+        U = _unit(members.reshape(K * R, -1)).reshape(K, R, -1)
+        for k in range(K):
+            G = U[k] @ U[k].T
+            stability[k] = G[np.triu_indices(R, 1)].mean()
+    return {
+        "components": center,
+        "stability": np.clip(stability, 0.0, 1.0),
+        "similarity": sim,
+        "kept": kept,
+        "index": index,
+    }
+
+
+def _loss_and_null(X, usage, components, loss: str, colsum) -> tuple[float, float]:
+    """``D(X | usage @ components)`` and the null model's loss for one block of cells."""
+    X = sp.csr_matrix(X, dtype=np.float64)
+    H = np.asarray(usage, dtype=float)
+    W = np.asarray(components, dtype=float)
+    null = get_loss(loss).null_deviance(X, np.asarray(colsum, dtype=float))
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    x = X.data
+    fit = np.zeros_like(x)
+    step = max(1, 2_000_000 // max(W.shape[0], 1))
+    for s in range(0, len(x), step):  # the model at the non-zeros, in chunks
+        sl = slice(s, s + step)
+        fit[sl] = np.einsum("nk,kn->n", H[rows[sl]], W[:, X.indices[sl]])
+    if loss == "kl":
+        fit = np.maximum(fit, 1e-12)
+        keep = x > 0
+        value = float(np.sum(x[keep] * np.log(x[keep] / fit[keep])) - x.sum())
+        value += float(H.sum(0) @ W.sum(1))
+    else:
+        gram = float(np.sum((H.T @ H) * (W @ W.T)))
+        value = 0.5 * (float(x @ x) - 2.0 * float(x @ fit) + gram)
+    return value, null
+
+
+def relative_loss(
+    X,
+    usage: np.ndarray,
+    components: np.ndarray,
+    *,
+    loss: str,
+    profile: np.ndarray | None = None,
+) -> float:
+    """``D(X | usage @ components)`` as a fraction of the null model's loss.
+
+    The null model is each cell's total count times a fixed gene ``profile`` (default the
+    mean profile of ``X`` itself; pass the training cells' profile for held-out cells), as
+    the engine scales its objective: 1 means no better than the null model, 0 a perfect fit.
+    """
+    colsum = np.asarray(X.sum(0)).ravel() if profile is None else profile
+    value, null = _loss_and_null(X, usage, components, loss, colsum)
+    return value / max(null, 1e-300)
+
+
+def _source(data) -> RowSource:
+    return data if isinstance(data, RowSource) else InMemoryRows(as_csr(data))
+
+
+def _block_rows(src: RowSource) -> int:
+    return max(1, 2_000_000 // max(src.shape[1], 1))
+
+
+def _terms(src: RowSource, usage: np.ndarray, W: np.ndarray, loss: str, colsum) -> tuple:
+    value = null = 0.0
+    for idx, block in src.blocks(_block_rows(src)):
+        v, n = _loss_and_null(block, usage[idx], W, loss, colsum)
+        value, null = value + v, null + n
+    return value, null
+
+
+def consensus_model(
+    runs: Sequence[BcNMF],
+    target,
+    background,
+    *,
+    min_similarity: float = MIN_SIMILARITY,
+) -> tuple[BcNMF, dict]:
+    """A model holding the consensus topics of fitted restarts, with usages refitted.
+
+    Parameters
+    ----------
+    runs
+        Fitted :class:`bcnmf_sc.BcNMF` models (the same data and parameters, different
+        seeds).
+    target, background
+        The data they were fitted on (matrices or row sources).
+    min_similarity
+        See :func:`consensus_components`.
+
+    Returns
+    -------
+    ``(model, info)``. ``model`` has the consensus topics (:func:`consensus_components`,
+    starting from the restart with the lowest objective) as ``components_``, usages of
+    the target and background cells fitted to them from scratch (``usage_target_``,
+    ``usage_background_``), and ``objective_``, ``target_term_``, ``background_term_`` of
+    the contrastive objective for the consensus topics (background usages refitted with
+    the background's null-model topic, as the engine does). ``history_``, ``n_epochs_``,
+    ``converged_`` and ``solver_`` are those of the restart with the lowest objective.
+    ``info`` is the dict of :func:`consensus_components` plus ``reference`` (that
+    restart) and ``objectives`` (of every restart).
+    """
+    objectives = [float(m.objective_) for m in runs]
+    best = int(np.argmin(objectives))
+    ref = runs[best]
+    info = consensus_components(
+        [m.components_ for m in runs], reference=best, min_similarity=min_similarity
+    )
+    info.update(reference=best, objectives=objectives)
+    W = info["components"]
+    params = {k: v for k, v in ref.get_params().items() if k != "n_components"}
+    model = BcNMF.from_components(W, **params)
+    src_t, src_b = _source(target), _source(background)
+    model.usage_target_ = model.transform_source(src_t)
+    model.usage_background_ = model.transform_source(src_b)
+
+    colsum = []
+    for src in (src_t, src_b):
+        c = np.zeros(src.shape[1])
+        for _, block in src.blocks(_block_rows(src)):
+            c += np.asarray(block.sum(0, dtype=np.float64)).ravel()
+        colsum.append(c)
+    profile = colsum[1] / max(colsum[1].sum(), 1e-300)
+    W_bg = np.vstack([W, profile[None, :]])  # the background's null-model topic, as in fit
+    H_bg = BcNMF.from_components(W_bg, **params).transform_source(src_b)
+    lt, nt = _terms(src_t, model.usage_target_, W, ref.loss, colsum[0])
+    lb, nb = _terms(src_b, H_bg, W_bg, ref.loss, colsum[1])
+    if getattr(ref, "alpha_scaling", "deviance") == "deviance":
+        lt, lb = lt / max(nt, 1e-300), lb / max(nb, 1e-300)
+    model.target_term_, model.background_term_ = lt, lb
+    model.objective_ = lt - float(ref.alpha) * lb
+    for name in ("history_", "n_epochs_", "n_iter_", "converged_", "solver_", "init_"):
+        if hasattr(ref, name):
+            setattr(model, name, getattr(ref, name))
+    return model, info

@@ -1,0 +1,439 @@
+"""Choosing alpha and the number of topics: fit a grid, measure, recommend."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scanpy import logging as logg
+
+from .._engine import BcNMF, ConvergenceWarning
+from ._bcnmf import (
+    _LOSSES,
+    _as_csr_or_dense,
+    _check_values,
+    _get_matrix,
+    _plain,
+    _resolve_groups,
+    _resolve_mask,
+)
+from ._consensus import MIN_SIMILARITY, consensus_components, relative_loss, restart_seeds
+from ._enrichment import compare_usage, target_score
+
+__all__ = ["bcnmf_sweep"]
+
+#: Default rule thresholds (see :func:`bcnmf_sweep`).
+MIN_STABILITY = 0.9
+TOLERANCE = 0.05
+
+_COLUMNS = [
+    "alpha",
+    "n_topics",
+    "objective",
+    "target_term",
+    "background_term",
+    "background_explained",
+    "n_enriched",
+    "n_stable_enriched",
+    "max_log2fc",
+    "best_auroc",
+    "median_auroc",
+    "target_score_share",
+    "target_score_effect",
+    "stability",
+    "stability_enriched",
+    "heldout_target",
+    "random_state",
+    "converged",
+    "recommended",
+]
+# constructor parameters the sweep sets itself
+_RESERVED = ("n_components", "alpha", "loss", "n_init", "random_state", "progress")
+
+
+def _check_grid(alphas, n_topics) -> tuple[list[float], list[int]]:
+    def as_seq(v, name):
+        if isinstance(v, str) or not isinstance(v, Sequence | np.ndarray):
+            v = [v]
+        v = list(np.asarray(v, dtype=object).ravel())
+        if not v:
+            raise ValueError(f"{name} is empty: pass at least one value.")
+        return v
+
+    a = as_seq(alphas, "alphas")
+    for x in a:
+        if (
+            isinstance(x, bool | np.bool_)
+            or not isinstance(x, numbers.Real)
+            or not math.isfinite(x)
+            or x < 0
+        ):
+            raise ValueError(f"alphas must be finite numbers >= 0, got {x!r}.")
+    k = as_seq(n_topics, "n_topics")
+    for x in k:
+        if isinstance(x, bool | np.bool_) or not isinstance(x, numbers.Integral) or x < 1:
+            raise ValueError(f"n_topics must be integers >= 1, got {x!r}.")
+    return sorted({float(x) for x in a}), sorted({int(x) for x in k})
+
+
+def _fit(X_t, X_b, k: int, alpha: float, seed: int, loss: str, engine: dict) -> BcNMF:
+    model = BcNMF(n_components=k, alpha=alpha, loss=loss, n_init=1, random_state=seed, **engine)
+    return model.fit(X_t, X_b)
+
+
+def _evaluate(X_t, X_b, k, alpha, seeds, loss, engine, split, min_stability) -> dict:
+    """Fit the restarts of one grid point and measure them (see :func:`bcnmf_sweep`)."""
+    fits = [_fit(X_t, X_b, k, alpha, s, loss, engine) for s in seeds]
+    best = int(np.argmin([m.objective_ for m in fits]))
+    m = fits[best]
+    usage = np.vstack([m.usage_target_, m.usage_background_])
+    in_t = np.arange(len(usage)) < X_t.shape[0]
+    topics = [f"topic_{i + 1}" for i in range(k)]
+    enr = compare_usage(usage, in_t, ~in_t, topics).reindex(topics)
+    enriched = enr["enriched"].to_numpy(dtype=bool)
+    score = target_score(usage, enriched)
+    stability = consensus_components(
+        [f.components_ for f in fits], reference=best, min_similarity=MIN_SIMILARITY
+    )["stability"]
+    stable = enriched & (stability >= min_stability)
+    diff = score[in_t].mean() - score[~in_t].mean()
+    sd = np.sqrt((score[in_t].var() + score[~in_t].var()) / 2)
+    heldout = np.nan
+    if split is not None:
+        train, test = split
+        Xtr = X_t[train]
+        mh = _fit(Xtr, X_b, k, alpha, seeds[best], loss, engine)
+        profile = np.asarray(Xtr.sum(0)).ravel()
+        heldout = relative_loss(
+            X_t[test], mh.transform(X_t[test]), mh.components_, loss=loss, profile=profile
+        )
+    return {
+        "alpha": float(alpha),
+        "n_topics": int(k),
+        "objective": float(m.objective_),
+        "target_term": float(m.target_term_),
+        "background_term": float(m.background_term_),
+        "background_explained": 1.0 - float(m.background_term_),
+        "n_enriched": int(enriched.sum()),
+        "n_stable_enriched": int(stable.sum()),
+        "max_log2fc": float(enr["log2fc"].max()),
+        "best_auroc": float(enr["auroc"].max()),
+        "median_auroc": float(enr["auroc"].median()),
+        "target_score_share": float(diff),
+        "target_score_effect": float(diff / sd) if sd > 0 else 0.0,
+        "stability": float(stability.mean()),
+        "stability_enriched": float(stability[enriched].mean()) if enriched.any() else np.nan,
+        "heldout_target": float(heldout),
+        "random_state": int(seeds[best]),
+        "converged": bool(all(f.converged_ for f in fits)),
+    }
+
+
+def recommend(table: pd.DataFrame, *, tolerance: float = TOLERANCE) -> tuple[str, str]:
+    """Row label of the recommended setting and the step of the rule that chose it.
+
+    The rule is the one documented in :func:`bcnmf_sweep`.
+    """
+    alpha = table["alpha"].to_numpy(dtype=float)
+    stable = table["n_stable_enriched"].to_numpy() >= 1
+    effect = table["target_score_effect"].to_numpy(dtype=float)
+    positive = alpha > 0
+    pools = [
+        (positive & stable, "contrastive"),
+        (~positive & stable, "plain"),
+        (positive if positive.any() else np.ones_like(positive), "none"),
+    ]
+    pool, step = next((p, s) for p, s in pools if p.any())
+    best = np.nanmax(np.where(pool, effect, -np.inf))
+    near = pool & (effect >= best - tolerance * abs(best))
+    if not near.any():  # NaN effects
+        near = pool
+    cand = table[near].sort_values(["n_topics", "alpha"], kind="stable")
+    return cand.index[0], step
+
+
+def bcnmf_sweep(
+    adata: AnnData,
+    background_key: str,
+    background: str | Sequence[str] | None = None,
+    *,
+    target: str | Sequence[str] | None = None,
+    alphas: Sequence[float] = (0.0, 1.0, 2.0, 3.0),
+    n_topics: Sequence[int] = (5, 10, 15),
+    n_init: int = 3,
+    loss: Literal["kl", "frobenius"] = "kl",
+    layer: str | None = None,
+    mask_var: str | np.ndarray | None = None,
+    heldout: float = 0.1,
+    min_stability: float = MIN_STABILITY,
+    tolerance: float = TOLERANCE,
+    batch_size: int | None = None,
+    max_epochs: int | None = None,
+    tol: float = 1e-5,
+    random_state: int | None = 0,
+    device: str = "auto",
+    engine_kwargs: Mapping[str, Any] | None = None,
+    key_added: str = "bcnmf_sweep",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Fit bcNMF over a grid of ``alpha`` and ``n_topics`` and recommend a setting.
+
+    For every pair ``(alpha, n_topics)`` the target cells are fitted against the
+    background cells ``n_init`` times with different seeds, and the fits are measured:
+    how well they explain each group, how strongly their topics are target-enriched, how
+    stable the topics are across seeds and how well they describe target cells they have
+    not seen. This costs ``len(alphas) * len(n_topics) * (n_init + 1)`` fits (``+ 1``
+    for the held-out fit; ``n_init`` when ``heldout=0``).
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix, as for :func:`bcnmf_sc.tl.bcnmf` (a backed AnnData is
+        read into memory).
+    background_key, background, target
+        The two groups, as for :func:`bcnmf_sc.tl.bcnmf`.
+    alphas
+        Contrast strengths to try (``0`` is plain NMF of the target: a baseline).
+    n_topics
+        Numbers of topics to try.
+    n_init
+        Restarts per setting (at least 2: stability compares them). Restart ``r`` uses
+        seed ``r`` drawn from ``random_state`` (the same seeds at every setting).
+    loss, layer, mask_var
+        As for :func:`bcnmf_sc.tl.bcnmf`.
+    heldout
+        Fraction of target cells held out (drawn with ``random_state``) for
+        ``heldout_target``; ``0`` skips the held-out fits (the column is then NaN).
+    min_stability
+        A target-enriched topic counts as stable when its stability (below) is at least
+        this.
+    tolerance
+        Relative tolerance on ``target_score_effect`` in the recommendation rule.
+    batch_size, max_epochs, tol, device
+        Passed to :class:`bcnmf_sc.BcNMF`.
+    random_state
+        Seed of the restart seeds and of the held-out cells.
+    engine_kwargs
+        Further :class:`bcnmf_sc.BcNMF` parameters (e.g. ``solver``, ``init``,
+        ``w_floor``), the same for every fit.
+    key_added
+        The results are stored in ``adata.uns[key_added]``.
+    progress
+        Show a progress bar over the settings.
+
+    Returns
+    -------
+    The table, one row per setting (``alpha`` ascending within ``n_topics`` ascending),
+    also stored with the recommendation in ``adata.uns[key_added]`` as a dict:
+    ``table`` (the DataFrame), ``recommended`` (``{"alpha": float, "n_topics": int}``),
+    ``rule`` (which step of the rule chose it: ``"contrastive"``, ``"plain"`` or
+    ``"none"``) and ``params``. Measures of the restart with the lowest objective (the
+    one :func:`bcnmf_sc.tl.bcnmf` with ``random_state`` equal to the ``random_state``
+    column reproduces), unless said otherwise:
+
+    ``objective``, ``target_term``, ``background_term``
+        The contrastive objective ``target_term - alpha * background_term``; each term is
+        the loss left as a fraction of its group's null-model loss (1: nothing explained).
+    ``background_explained``
+        ``1 - background_term``: how much of the background the topics still explain.
+    ``n_enriched``
+        Topics flagged ``enriched`` in the target-vs-background enrichment table of
+        :func:`bcnmf_sc.tl.bcnmf` (log2 fold change of the mean usage proportion and
+        adjusted Welch p-value past the thresholds of that table).
+    ``n_stable_enriched``
+        Of those, the topics with ``stability >= min_stability``.
+    ``max_log2fc``, ``best_auroc``, ``median_auroc``
+        The largest log2 fold change over topics; the largest and the median AUROC of
+        usage proportions (target vs background). A topic used by a subset of the
+        target cells can have a low AUROC, so read the AUROCs beside the log2FC.
+    ``target_score_share``
+        Mean target score (each cell's share of usage on the enriched topics, as
+        ``.obs["bcnmf_target_score"]``) of the target cells minus that of the
+        background cells: how much of the target's usage goes to target-only topics.
+    ``target_score_effect``
+        The same difference divided by the pooled standard deviation of the score in
+        the two groups (Cohen's d): how cleanly the score separates target from
+        background cells. Topics that mix target-only programs with shared structure (too
+        few topics for the shared structure, or too weak a contrast) give a noisy score
+        and a small effect, even when their ``target_score_share`` is large.
+    ``stability``, ``stability_enriched``
+        Per topic, the mean cosine similarity of the loadings matched to it in every
+        pair of restarts (Hungarian matching, as in :func:`bcnmf_sc.tl.bcnmf` with
+        ``consensus=True``; 1: every seed finds the same topic); averaged over all
+        topics, and over the enriched topics (NaN when there are none).
+    ``heldout_target``
+        The restart's seed refitted without the held-out target cells; the loss of the
+        held-out cells (usages fitted to the fixed topics) as a fraction of the loss of
+        a null model (each cell's total times the training target cells' mean profile).
+        Lower is better; it grows with ``alpha`` as topics give up shared structure.
+    ``random_state``
+        Seed of the restart measured.
+    ``converged``
+        Whether every restart of the setting reached ``tol``.
+    ``recommended``
+        True in the recommended row.
+
+    Notes
+    -----
+    The recommendation rule:
+
+    1. A setting *qualifies* when it has ``alpha > 0`` and at least one stable enriched
+       topic (``n_stable_enriched >= 1``). When no setting qualifies, settings with
+       ``alpha = 0`` and a stable enriched topic qualify (plain NMF already isolates
+       target-only structure); when none of those exist either, every setting with
+       ``alpha > 0`` qualifies and a warning says that no stable target-enriched topic
+       was found. So ``alpha = 0`` is never recommended while some ``alpha > 0`` yields a
+       stable enriched topic.
+    2. Among qualifying settings, keep those whose ``target_score_effect`` is within
+       ``tolerance`` (relative) of the largest.
+    3. Of these, recommend the one with the fewest topics, then the smallest ``alpha``
+       (the simplest model that isolates the target-only programs, and the one that
+       keeps most of the target explained).
+
+    Fit the recommended setting with :func:`bcnmf_sc.tl.bcnmf` (``consensus=True`` with
+    ``n_init >= 2`` for topics that do not hang on one seed) and use
+    ``.obs["bcnmf_target_score"]`` to find the target cells that carry the programs.
+
+    Examples
+    --------
+    >>> import bcnmf_sc as bc
+    >>> adata = bc.datasets.simulate()
+    >>> table = bc.tl.bcnmf_sweep(adata, "condition", "background")  # doctest: +SKIP
+    >>> best = adata.uns["bcnmf_sweep"]["recommended"]  # doctest: +SKIP
+    >>> bc.tl.bcnmf(adata, "condition", "background", **best)  # doctest: +SKIP
+    >>> bc.pl.sweep(adata)  # doctest: +SKIP
+    """
+    # ---- validate everything before touching adata
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
+    if loss not in _LOSSES:
+        raise ValueError(f"Unknown loss {loss!r}: use one of {_LOSSES}.")
+    alpha_list, k_list = _check_grid(alphas, n_topics)
+    if isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral) or n_init < 2:
+        raise ValueError(
+            f"n_init must be an integer >= 2 (stability compares restarts), got {n_init!r}."
+        )
+    if not isinstance(heldout, numbers.Real) or not 0 <= heldout <= 0.5:
+        raise ValueError(f"heldout must be a fraction in [0, 0.5], got {heldout!r}.")
+    if not isinstance(min_stability, numbers.Real) or not 0 <= min_stability <= 1:
+        raise ValueError(f"min_stability must be in [0, 1], got {min_stability!r}.")
+    if not isinstance(tolerance, numbers.Real) or not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}.")
+    engine = dict(engine_kwargs or {})
+    clash = [k for k in engine if k in _RESERVED]
+    if clash:
+        raise ValueError(f"engine_kwargs cannot set {clash}: the sweep sets them itself.")
+    engine.update(batch_size=batch_size, max_epochs=max_epochs, tol=tol, device=device)
+    try:  # bad engine parameters fail here, not mid-sweep
+        BcNMF(**engine)._check_params()
+    except TypeError as e:
+        raise ValueError(f"engine_kwargs holds an unknown BcNMF parameter: {e}") from e
+    is_tg, is_bg, tg, bg = _resolve_groups(adata, background_key, background, target)
+    genes, mask_name = _resolve_mask(adata, mask_var)
+    n_genes = int(genes.sum())
+    n_t = int(is_tg.sum())
+    n_test = int(round(heldout * n_t)) if heldout > 0 else 0
+    if heldout > 0 and n_test < 1:
+        raise ValueError(f"heldout={heldout} holds out no cell of {n_t} target cells.")
+    largest = min(n_t - n_test, n_genes)
+    if k_list[-1] > largest:
+        raise ValueError(
+            f"n_topics={k_list[-1]} is too large for {n_t - n_test} target cells (fitted) x "
+            f"{n_genes} genes; use at most {largest}."
+        )
+    X = _as_csr_or_dense(_get_matrix(adata, layer))
+    X = X[:, genes] if not genes.all() else X
+    _check_values(X, loss, "The data" if layer is None else f"Layer {layer!r}")
+    X_t, X_b = X[is_tg], X[is_bg]
+
+    seeds = restart_seeds(random_state, int(n_init))
+    split = None
+    if n_test:
+        order = np.random.default_rng(random_state).permutation(n_t)
+        split = (np.sort(order[n_test:]), np.sort(order[:n_test]))
+    grid = [(a, k) for k in k_list for a in alpha_list]
+    start = logg.info(
+        f"sweeping bcNMF over {len(grid)} settings x {n_init} restarts on {n_t} target vs "
+        f"{int(is_bg.sum())} background cells x {n_genes} genes"
+    )
+    from tqdm.auto import tqdm
+
+    rows, n_unconverged = [], 0
+    bar = tqdm(grid, disable=not progress, desc="bcNMF sweep", unit="setting", leave=False)
+    try:
+        for a, k in bar:
+            bar.set_postfix(alpha=f"{a:g}", n_topics=k)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                row = _evaluate(X_t, X_b, k, a, seeds, loss, engine, split, float(min_stability))
+            for w in caught:
+                if issubclass(w.category, ConvergenceWarning):
+                    n_unconverged += 1
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            rows.append(row)
+    finally:
+        bar.close()
+    if n_unconverged:
+        logg.warning(
+            f"{n_unconverged} fits stopped at max_epochs before reaching tol (see the "
+            "'converged' column); consider a larger max_epochs"
+        )
+    table = pd.DataFrame(rows)
+    table.index = table.index.astype(str)
+    pick, step = recommend(table, tolerance=float(tolerance))
+    table["recommended"] = table.index == pick
+    table = table[_COLUMNS]
+    recommended = {
+        "alpha": float(table.at[pick, "alpha"]),
+        "n_topics": int(table.at[pick, "n_topics"]),
+    }
+    if step == "none":
+        logg.warning(
+            "no setting has a stable target-enriched topic; the recommendation is the "
+            "setting with the largest target_score_effect and may not be meaningful"
+        )
+
+    params = {
+        "background_key": background_key,
+        "background": [_plain(v) for v in bg],
+        "target": [_plain(v) for v in tg],
+        "alphas": alpha_list,
+        "n_topics": k_list,
+        "n_init": int(n_init),
+        "seeds": seeds,
+        "loss": loss,
+        "layer": layer,
+        "mask_var": mask_name,
+        "n_genes_used": n_genes,
+        "heldout": float(heldout),
+        "n_heldout": n_test,
+        "min_stability": float(min_stability),
+        "tolerance": float(tolerance),
+        "batch_size": batch_size,
+        "max_epochs": max_epochs,
+        "tol": float(tol),
+        "random_state": random_state,
+        "device": str(device),
+        **{f"engine_{k}": v for k, v in (engine_kwargs or {}).items()},
+    }
+    params = {k: _plain(v) for k, v in params.items() if v is not None}
+    adata.uns[key_added] = {
+        "table": table,
+        "recommended": recommended,
+        "rule": step,
+        "params": params,
+    }
+    logg.info(
+        f"    finished: recommended alpha={recommended['alpha']:g}, "
+        f"n_topics={recommended['n_topics']}",
+        time=start,
+        deep=f"added\n    .uns['{key_added}'], table, recommended setting and params",
+    )
+    return table
