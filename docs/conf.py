@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
+
+from sphinx.util import logging
 
 import bcnmf_sc
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))  # _plot_example, the data of the pl docstrings' plots
+
+import _plot_example  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 project = "bcnmf-sc"
 author = "bcnmf-sc developers"
@@ -23,6 +31,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "sphinx.ext.mathjax",
+    "matplotlib.sphinxext.plot_directive",
 ]
 
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
@@ -43,6 +52,24 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 nb_execution_mode = os.environ.get("BCNMF_NB_EXECUTION", "off")
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True
+
+# ---- plots: the Examples of the pl functions draw their figure at build time
+# (`.. plot::` blocks, as in scanpy). Each block gets `adata`, the fitted example data of
+# _plot_example.py (fitted once per build), and shows only the plotting call; the lines
+# that make `adata` are shown above it as `>>>` lines (checked by _check_plot_examples).
+plot_pre_code = """\
+import numpy as np
+from matplotlib import pyplot as plt
+import scanpy as sc
+import bcnmf_sc as bc
+from _plot_example import example
+adata = example()
+"""
+plot_include_source = True
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 90)]
+plot_rcparams = {"savefig.bbox": "tight"}  # scanpy's dotplot/matrixplot overflow their figure
 
 # ---- HTML
 html_theme = "sphinx_book_theme"
@@ -91,6 +118,19 @@ def _always_reread_tutorials_index(app, env, added, changed, removed) -> list[st
     return ["tutorials/index"]  # its toctree depends on files Sphinx does not track
 
 
+def _check_plot_examples(app, what, name, obj, options, lines: list[str]) -> None:
+    """A docstring with a plot must show the lines that make its ``adata``."""
+    missing = _plot_example.missing_setup("\n".join(lines))
+    if missing:
+        logger.warning(
+            "%s: its plots draw the example data of docs/_plot_example.py, but the docstring "
+            "does not show how they are made; add the >>> lines %s",
+            name,
+            missing,
+        )
+
+
 def setup(app):
+    app.connect("autodoc-process-docstring", _check_plot_examples)
     app.connect("source-read", _tutorials_toctree)
     app.connect("env-get-outdated", _always_reread_tutorials_index)

@@ -90,10 +90,20 @@ def topic_enrichment(
     Examples
     --------
     >>> import bcnmf_sc as bc
-    >>> adata = bc.datasets.simulate()
-    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=5)  # doctest: +SKIP
-    >>> bc.pl.topic_enrichment(adata)  # doctest: +SKIP
-    >>> bc.pl.topic_enrichment(adata, metric="auroc", n_topics=3)  # doctest: +SKIP
+    >>> adata = bc.datasets.simulate(n_target=250, n_background=250, n_genes=200, n_markers=20)
+    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=4)  # doctest: +SKIP
+
+    Which topics are target-enriched (here one topic, in red):
+
+    .. plot::
+
+        bc.pl.topic_enrichment(adata)
+
+    The effect as AUROC instead, for the three most target-enriched topics:
+
+    .. plot::
+
+        bc.pl.topic_enrichment(adata, metric="auroc", n_topics=3)
     """
     uns = u.check_result(adata, key, need=("uns",))
     table = uns.get("enrichment")

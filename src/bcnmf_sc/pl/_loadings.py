@@ -107,11 +107,27 @@ def gene_loadings(
     Examples
     --------
     >>> import bcnmf_sc as bc
-    >>> adata = bc.datasets.simulate()
-    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=5)  # doctest: +SKIP
-    >>> bc.pl.gene_loadings(adata, n_genes=10)  # doctest: +SKIP
-    >>> bc.pl.gene_loadings(adata, kind="heatmap", n_genes=8)  # doctest: +SKIP
-    >>> bc.pl.gene_loadings(adata, kind="dotplot", topics=[0, 1], n_genes=5)  # doctest: +SKIP
+    >>> adata = bc.datasets.simulate(n_target=250, n_background=250, n_genes=200, n_markers=20)
+    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=4)  # doctest: +SKIP
+
+    The top genes of each topic at their loading:
+
+    .. plot::
+
+        bc.pl.gene_loadings(adata, n_genes=10)
+
+    The loadings of the top genes, grouped by the topic they are top genes of:
+
+    .. plot::
+
+        bc.pl.gene_loadings(adata, kind="heatmap", n_genes=8)
+
+    Their expression in target and background cells (the ``groupby`` default, the
+    condition of the fit):
+
+    .. plot::
+
+        bc.pl.gene_loadings(adata, kind="dotplot", n_genes=5)
     """
     uns = u.check_result(adata, key, need=("uns", "varm"))
     u.check_choice(kind, "kind", _KINDS)

@@ -108,11 +108,25 @@ def sweep(
 
     Examples
     --------
+    A small sweep (18 fits; the default grid is larger):
+
     >>> import bcnmf_sc as bc
-    >>> adata = bc.datasets.simulate()
-    >>> bc.tl.bcnmf_sweep(adata, "condition", "background")  # doctest: +SKIP
-    >>> bc.pl.sweep(adata)  # doctest: +SKIP
-    >>> bc.pl.sweep(adata, metrics=["max_log2fc", "best_auroc"])  # doctest: +SKIP
+    >>> adata = bc.datasets.simulate(n_target=250, n_background=250, n_genes=200, n_markers=20)
+    >>> bc.tl.bcnmf_sweep(
+    ...     adata, "condition", "background", alphas=[0, 1, 2], n_topics=[3, 4], n_init=2
+    ... )  # doctest: +SKIP
+
+    The trade-off that ``alpha`` controls, with the recommended setting starred:
+
+    .. plot::
+
+        bc.pl.sweep(adata)
+
+    Any other columns of the sweep table:
+
+    .. plot::
+
+        bc.pl.sweep(adata, metrics=["max_log2fc", "best_auroc"])
     """
     table, rec = _sweep_result(adata, key)
     names = [metrics] if isinstance(metrics, str) else list(metrics)

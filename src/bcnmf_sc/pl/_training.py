@@ -64,9 +64,14 @@ def training(
     Examples
     --------
     >>> import bcnmf_sc as bc
-    >>> adata = bc.datasets.simulate()
-    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=5)  # doctest: +SKIP
-    >>> bc.pl.training(adata)  # doctest: +SKIP
+    >>> adata = bc.datasets.simulate(n_target=250, n_background=250, n_genes=200, n_markers=20)
+    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=4)  # doctest: +SKIP
+
+    The training curves of the fit:
+
+    .. plot::
+
+        bc.pl.training(adata)
     """
     uns = u.check_result(adata, key, need=("uns",))
     hist = uns.get("history")

@@ -100,10 +100,20 @@ def usage(
     Examples
     --------
     >>> import bcnmf_sc as bc
-    >>> adata = bc.datasets.simulate()
-    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=5)  # doctest: +SKIP
-    >>> bc.pl.usage(adata, groupby="condition")  # doctest: +SKIP
-    >>> bc.pl.usage(adata, groupby="cell_type", kind="matrix")  # doctest: +SKIP
+    >>> adata = bc.datasets.simulate(n_target=250, n_background=250, n_genes=200, n_markers=20)
+    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=4)  # doctest: +SKIP
+
+    Usage of each topic in target and background cells:
+
+    .. plot::
+
+        bc.pl.usage(adata, groupby="condition")
+
+    Mean usage of each topic in each cell type:
+
+    .. plot::
+
+        bc.pl.usage(adata, groupby="cell_type", kind="matrix")
     """
     u.check_result(adata, key, need=("uns", "obsm"))
     u.check_choice(kind, "kind", _KINDS)
@@ -235,12 +245,17 @@ def topics(
     Examples
     --------
     >>> import bcnmf_sc as bc
+    >>> adata = bc.datasets.simulate(n_target=250, n_background=250, n_genes=200, n_markers=20)
+    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=4)  # doctest: +SKIP
     >>> import scanpy as sc
-    >>> adata = bc.datasets.simulate()
-    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=5)  # doctest: +SKIP
     >>> sc.pp.normalize_total(adata); sc.pp.log1p(adata)  # doctest: +SKIP
     >>> sc.pp.pca(adata); sc.pp.neighbors(adata); sc.tl.umap(adata)  # doctest: +SKIP
-    >>> bc.pl.topics(adata, basis="umap")  # doctest: +SKIP
+
+    The UMAP coloured by the usage of each topic:
+
+    .. plot::
+
+        bc.pl.topics(adata, basis="umap")
     """
     u.check_result(adata, key, need=("uns", "obsm"))
     bkey = _basis_key(adata, basis)
