@@ -287,9 +287,9 @@ def bcnmf_sweep(
        topic (``n_stable_enriched >= 1``). When no setting qualifies, settings with
        ``alpha = 0`` and a stable enriched topic qualify (plain NMF already isolates
        target-only structure); when none of those exist either, every setting with
-       ``alpha > 0`` qualifies and a warning says that no stable target-enriched topic
-       was found. So ``alpha = 0`` is never recommended while some ``alpha > 0`` yields a
-       stable enriched topic.
+       ``alpha > 0`` qualifies (every setting, if the grid has no ``alpha > 0``) and a
+       warning says that no stable target-enriched topic was found. So ``alpha = 0`` is
+       never recommended while some ``alpha > 0`` yields a stable enriched topic.
     2. Among qualifying settings, keep those whose ``target_score_effect`` is within
        ``tolerance`` (relative) of the largest.
     3. Of these, recommend the one with the fewest topics, then the smallest ``alpha``
