@@ -1,6 +1,6 @@
 """The computational core: matrices in, matrices out. Never imports anndata or scanpy."""
 
 from .model import BcNMF, ConvergenceWarning
-from .sparse import InMemoryRows, RowSource
+from .sparse import H5adRows, InMemoryRows, RowSource
 
-__all__ = ["BcNMF", "ConvergenceWarning", "InMemoryRows", "RowSource"]
+__all__ = ["BcNMF", "ConvergenceWarning", "H5adRows", "InMemoryRows", "RowSource"]

@@ -213,8 +213,8 @@ class RowSource:
       :func:`epoch_order`) is cut into *windows* of at most :data:`WINDOW_ROWS` rows (or one
       batch, if batches are larger); each window is read with one call, and its batches
       are cut from it in memory. Above one window, an epoch shuffles blocks of
-      :data:`SHUFFLE_BLOCK` consecutive rows, so the index of one call consists of a few
-      hundred runs of consecutive rows: a source that pays per read (a file) should read
+      :data:`SHUFFLE_BLOCK` consecutive rows, so the index of one call consists of about
+      128 runs of consecutive rows: a source that pays per read (a file) should read
       each run with one request (as :class:`H5adRows` does).
     * The initialisation reads at most ``_INIT_CELLS`` rows per group (all rows for
       smaller groups), again in windows.
@@ -282,8 +282,10 @@ class InMemoryRows(RowSource):
 
 #: Rows read from a source with one call while training or projecting (one "window").
 WINDOW_ROWS = 16_384
-#: Above one window, an epoch shuffles blocks of this many consecutive rows as units.
-SHUFFLE_BLOCK = 64
+#: Above one window, an epoch shuffles blocks of this many consecutive rows as units
+#: (large enough that a block of a file on disk is read whole: HDF5 reads whole chunks,
+#: anndata's are about 100 KB).
+SHUFFLE_BLOCK = 128
 
 
 def window_rows(batch_size: int) -> int:
@@ -298,7 +300,7 @@ def epoch_order(n: int, batch_size: int, rng: np.random.Generator) -> np.ndarray
     Up to one window (:func:`window_rows`) this is ``rng.permutation(n)``: every batch is
     a uniform random sample. Above, blocks of :data:`SHUFFLE_BLOCK` consecutive rows are
     shuffled as units, then the rows of each window are shuffled among themselves: a
-    window is then read as ``WINDOW_ROWS / SHUFFLE_BLOCK`` (256) runs of consecutive rows
+    window is then read as ``WINDOW_ROWS / SHUFFLE_BLOCK`` (128) runs of consecutive rows
     from random places in the data, and every batch is a random sample of its window.
     (Cells sorted by sample or cell type therefore still mix within every batch.)
 
