@@ -26,6 +26,14 @@ EPS = 1e-12
 H_MIN = 1e-30
 
 
+def _kl_value(b: Batch, mu: torch.Tensor, hsum: torch.Tensor, wsum: torch.Tensor) -> float:
+    """``D(X | M)`` from the model values ``mu`` at the non-zeros and the all-ones product
+    ``sum(M) = hsum . wsum`` (usage column sums times component row sums)."""
+    return (
+        b.xlogx - float(torch.dot(b.values, torch.log(mu))) - b.xsum + float(torch.dot(hsum, wsum))
+    )
+
+
 class KLLoss:
     """Generalised Kullback-Leibler divergence (Poisson deviance / 2), for counts.
 
@@ -50,12 +58,7 @@ class KLLoss:
         R, mu = self._ratio(b, H, W)
         num = b.with_values(R) @ W.T
         wsum = W.sum(1)
-        loss = (
-            b.xlogx
-            - float(torch.dot(b.values, torch.log(mu)))
-            - b.xsum
-            + float(torch.dot(H.sum(0), wsum))
-        )
+        loss = _kl_value(b, mu, H.sum(0), wsum)
         return (H * num / wsum.clamp_min(EPS)).clamp_min_(H_MIN), loss
 
     def stats(self, b: Batch, H: torch.Tensor, W: torch.Tensor):
@@ -63,22 +66,12 @@ class KLLoss:
         P = (b.transposed_with_values(R) @ H).T  # H^T (X / M): K x g
         hsum = H.sum(0)
         N = hsum[:, None].expand_as(W)  # H^T 1: the same for every gene
-        loss = (
-            b.xlogx
-            - float(torch.dot(b.values, torch.log(mu)))
-            - b.xsum
-            + float(torch.dot(hsum, W.sum(1)))
-        )
+        loss = _kl_value(b, mu, hsum, W.sum(1))
         return P, N, loss
 
     def loss(self, b: Batch, H: torch.Tensor, W: torch.Tensor) -> float:
         mu = sddmm(b, H, W).clamp_min_(EPS)
-        return (
-            b.xlogx
-            - float(torch.dot(b.values, torch.log(mu)))
-            - b.xsum
-            + float(torch.dot(H.sum(0), W.sum(1)))
-        )
+        return _kl_value(b, mu, H.sum(0), W.sum(1))
 
     @staticmethod
     def null_deviance(X: sp.csr_matrix, colsum: np.ndarray) -> float:
