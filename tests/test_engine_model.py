@@ -217,3 +217,25 @@ def test_from_components_projects_like_the_fitted_model():
     np.testing.assert_allclose(p.transform(X), m.transform(X), rtol=1e-10)
     with pytest.raises(ValueError, match="non-negative"):
         BcNMF.from_components(-m.components_)
+
+
+def test_stopping_rule_waits_for_progress_and_stops_on_noise():
+    from bcnmf_sc._engine.model import _settled
+
+    rng = np.random.default_rng(0)
+    # steady progress of 1e-3 per epoch (relative): not converged at tol=1e-4
+    decreasing = list(1.0 - 1e-3 * np.arange(30))
+    assert not _settled(decreasing, 5, 1.0, 1e-4)
+    assert _settled(decreasing, 5, 1.0, 1e-2)
+    # a floor with noise much larger than tol: the mean improvement is about zero
+    stops = [_settled(list(0.5 + 1e-2 * rng.standard_normal(10)), 5, 0.5, 1e-5) for _ in range(200)]
+    assert 0.3 < np.mean(stops) < 0.7  # a coin flip per epoch: stops within a few epochs
+    # progress far above the noise is not mistaken for noise
+    noisy_descent = list(1.0 - 1e-2 * np.arange(10) + 1e-4 * rng.standard_normal(10))
+    assert not _settled(noisy_descent, 5, 1.0, 1e-4)
+    # too short a history, or tol=0 (run max_epochs): never
+    assert not _settled(decreasing[:9], 5, 1.0, 1.0)
+    assert not _settled([1.0] * 20, 5, 1.0, 0.0)
+    # full batch: the last epoch's change
+    assert _settled([1.0, 1.0 - 1e-6], 1, 1.0, 1e-5)
+    assert not _settled([1.0, 0.9], 1, 1.0, 1e-5)

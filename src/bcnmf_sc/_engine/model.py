@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .._progress import progress_bar
 from . import sparse as _sparse
 from ._dist import LocalComm, TorchComm
 from .init import init_components
@@ -36,7 +37,11 @@ _BATCH_SIZE = 512
 _MINIBATCH_WINDOW = 5
 # minibatch: background usages are solved per batch to this relative tolerance (at most
 # this many steps); with fewer steps W learns to exploit lagging background fits
-_BG_MAX_ITER, _BG_TOL = 50, 1e-5
+_BG_MAX_ITER, _BG_TOL = 20, 1e-5
+# over-relaxation of the usage solves (see _solve): 20 steps at 1.5 fitted as well as 50
+# plain ones (benchmarks/recovery.py K=2, seeds 0-2: objective -1.0149 vs -1.0152, same
+# AUROCs and ARI) with 30% fewer passes
+_RELAX = 1.5
 _SOLVE_TOL = 1e-7  # relative tolerance of the background usage solve in full batch
 # groups larger than this initialise from a random sample of this many cells (in blocks
 # of SHUFFLE_BLOCK consecutive rows), read through the row source like everything else
@@ -169,11 +174,13 @@ class BcNMF:
     max_epochs
         Maximum number of passes over the data (default 400 full-batch, 100 minibatch).
     tol
-        Stop when the relative change of the contrastive objective per epoch,
-        ``|L_{t-w} - L_t| / (w * max(|L_t|, a D(X)))``, falls below ``tol``; ``w`` is 1
-        for the full-batch solver and 5 for the minibatch solver, whose per-epoch
-        objective is noisy. (The denominator keeps the criterion meaningful when the
-        contrastive objective crosses zero.)
+        Stop when the relative change of the contrastive objective per epoch falls below
+        ``tol``. Full batch: ``|L_{t-1} - L_t| / max(|L_t|, a D(X))``. Minibatch, whose
+        per-epoch objective is noisy: the improvement of the mean objective of the last
+        ``w = 5`` epochs over the mean of the 5 before, per epoch, ``(mean(L_{t-2w+1..t-w})
+        - mean(L_{t-w+1..t})) / (w * max(|L_t|, a D(X)))``, so a fit that only fluctuates
+        around its floor stops. (The denominator keeps the criterion meaningful when the contrastive
+        objective crosses zero.)
     init
         ``"auto"`` (default): ``"contrastive"`` when ``alpha > 0``, else ``"nndsvda"``.
         ``"contrastive"``: the non-negative parts of the leading contrastive principal
@@ -638,12 +645,9 @@ class BcNMF:
                 history["seconds"].append(time.perf_counter() - start)
                 bar.update(1)
                 bar.set_postfix(objective=f"{obj:.5g}")
-                # minibatch objectives are noisy: compare with `window` epochs ago
                 window = 1 if full else _MINIBATCH_WINDOW
-                past = history["objective"]
-                if len(past) > window:
-                    denom = max(abs(obj), tgt.weight * losses[0], EPS)
-                    converged = abs(past[-1 - window] - obj) / (window * denom) < self.tol
+                scale = max(abs(obj), tgt.weight * losses[0], EPS)
+                converged = _settled(history["objective"], window, scale, self.tol)
                 if converged or stationary:
                     converged = True
                     break
@@ -841,16 +845,26 @@ class BcNMF:
         cells in the batch passes ``b=None`` and only joins the sums.
         """
         # the loss comes with each step (at the usages the step starts from), so the test
-        # runs every step at no extra cost; ``tol`` bounds the change over 5 steps
-        prev = None
+        # runs every step at no extra cost; ``tol`` bounds the change over 5 steps.
+        # Steps are over-relaxed (multiplicative factor ** _RELAX), which reaches the
+        # optimum in fewer steps; should the loss rise, the step is undone and the solve
+        # goes on with plain multiplicative steps (each of which never increases it).
+        prev, power, H_prev = None, _RELAX, None
         for _ in range(max_iter):
             cur = 0.0
             if b is not None:
-                H, cur = self.loss_.h_step_loss(b, H, W)
+                H_next, cur = self.loss_.h_step_loss(b, H, W, power)
             cur = self._comm.sum_scalar(cur)
-            if prev is not None and 5.0 * abs(prev - cur) <= tol * max(abs(cur), EPS):
+            if prev is not None and cur > prev and power != 1.0:
+                power = 1.0  # (every process sees the same summed losses: same decision)
+                H, cur = H_prev, prev
+                if b is not None:
+                    H_next, _ = self.loss_.h_step_loss(b, H, W, power)
+            elif prev is not None and 5.0 * abs(prev - cur) <= tol * max(abs(cur), EPS):
                 break  # the last step changed the loss by less than tol / 5
             prev = cur
+            if b is not None:
+                H_prev, H = H, H_next
         return H
 
     def _finish(self, best: dict) -> None:
@@ -963,6 +977,27 @@ _DIVERGED = (
 )
 
 
+def _settled(past: list[float], window: int, scale: float, tol: float) -> bool:
+    """Convergence test on the objective per epoch.
+
+    Full batch (``window=1``, non-increasing objective): the relative change of the last
+    epoch is below ``tol``. Minibatch: per-epoch objectives are noisy, so the test compares
+    the mean objective of the last ``window`` epochs with the mean of the ``window``
+    before them: stop when the improvement per epoch is below ``tol`` (relative to
+    ``scale``). Averaging damps the noise, and a sequence that only fluctuates around its
+    floor (improvement about zero, as often negative as positive) stops instead of running
+    to ``max_epochs``.
+    """
+    if tol <= 0:  # tol=0: run all max_epochs
+        return False
+    if window == 1:
+        return len(past) > 1 and abs(past[-2] - past[-1]) / scale < tol
+    if len(past) < 2 * window:
+        return False
+    gain = (sum(past[-2 * window : -window]) - sum(past[-window:])) / window
+    return gain / (window * scale) < tol
+
+
 def _row_sums(b: Batch) -> torch.Tensor:
     """Total count of each row of a batch."""
     crow = b.X.crow_indices().long()
@@ -989,6 +1024,4 @@ class _flush_denormals:
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc="bcNMF", unit="epoch", leave=False)
+    return progress_bar(total=total, enabled=enabled, desc="bcNMF", unit="epoch")

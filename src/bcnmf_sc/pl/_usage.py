@@ -145,7 +145,9 @@ def usage(
     writekey = f"bcnmf_usage_{kind}_{groupby}"
 
     if kind == "matrix":
-        kwds.setdefault("colorbar_title", f"mean {label}\nin group")
+        kwds.setdefault("colorbar_title", "mean\nproportion" if proportions else "mean\nusage")
+        if ax is None:  # scanpy sizes by the topics alone: too narrow for the colour bar
+            kwds.setdefault("figsize", (0.5 * len(names) + 2.5, 0.3 * len(cats) + 1.6))
         mp = sc.pl.matrixplot(
             tmp, names, groupby, use_raw=False, ax=ax, show=False, return_fig=True, **kwds
         )

@@ -447,6 +447,7 @@ def bcnmf(
         "seeds": seeds if consensus else None,
         "random_state": random_state,
         "device": str(device),
+        "device_used": str(getattr(model, "device_", device)),
         "solver": getattr(model, "solver_", engine.get("solver")),
         "init": engine.get("init"),
         "alpha_scaling": engine.get("alpha_scaling"),

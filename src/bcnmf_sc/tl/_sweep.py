@@ -14,6 +14,7 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._engine import BcNMF, ConvergenceWarning
+from .._progress import progress_bar
 from ._bcnmf import (
     _LOSSES,
     _as_csr_or_dense,
@@ -362,10 +363,9 @@ def bcnmf_sweep(
         f"sweeping bcNMF over {len(grid)} settings x {n_init} restarts on {n_t} target vs "
         f"{int(is_bg.sum())} background cells x {n_genes} genes"
     )
-    from tqdm.auto import tqdm
 
     rows, n_unconverged = [], 0
-    bar = tqdm(grid, disable=not progress, desc="bcNMF sweep", unit="setting", leave=False)
+    bar = progress_bar(grid, enabled=progress, desc="bcNMF sweep", unit="setting")
     try:
         for a, k in bar:
             bar.set_postfix(alpha=f"{a:g}", n_topics=k)
