@@ -770,6 +770,10 @@ class BcNMF:
         if state["acc"] is None:
             state["acc"] = [[torch.zeros_like(W), torch.zeros_like(W), 0.0] for _ in sets]
         acc = state["acc"]
+        # the scale moved from W into the usages after every step is applied to all cells
+        # lazily: stored usages times `lazy` are the true ones (O(K) per step instead of
+        # O(cells K), which at a million cells cost more than the batch itself)
+        lazy = [s.H.new_ones(s.H.shape[1]) for s in sets]
         iters = [self._batches(s, b, rng) for s, b in zip(sets, sizes, strict=True)]
         losses = [0.0, 0.0]
         for _ in range(steps):
@@ -792,13 +796,13 @@ class BcNMF:
                     parts.append([i, torch.zeros_like(W), torch.zeros_like(W), 0.0, count])
                     continue
                 rows = torch.as_tensor(b.rows, device=self.device_)
-                Hb = s.H[rows]
+                Hb = s.H[rows] * lazy[i]
                 if i == 0:
                     for _ in range(inner):
                         Hb = self.loss_.h_step(b, Hb, Wa)
                 else:  # background usages must be near their optimum (see _full_epoch)
                     Hb = self._solve(b, Hb, Wa, _BG_MAX_ITER, _BG_TOL)
-                s.H[rows] = Hb
+                s.H[rows] = Hb / lazy[i]
                 P, N, loss = self.loss_.stats(b, Hb, Wa)
                 num, den = (W * P[:k], N[:k]) if i == 0 else (W * N[:k], P[:k])
                 parts.append([i, num, den, loss, count])
@@ -813,9 +817,11 @@ class BcNMF:
             weights = [s.n / a[2] if a[2] > 0 else 0.0 for a, s in zip(acc, sets, strict=True)]
             T = self._combine([(a[0], a[1], w) for a, w in zip(acc, weights, strict=True)], W, coef)
             W, scale = self._update_W(W, T, 1.0)
-            for s, a in zip(sets, acc, strict=True):
-                s.H.mul_(self._hscale(s, scale))
+            for i, (s, a) in enumerate(zip(sets, acc, strict=True)):
+                lazy[i].mul_(self._hscale(s, scale))
                 a[1].mul_(scale[:, None])
+        for s, f in zip(sets, lazy, strict=True):
+            s.H.mul_(f)
         self._comm.broadcast_(W)  # the same on every process already; keep it exactly so
         return W, losses
 

@@ -10,6 +10,7 @@ import pandas as pd
 import scanpy as sc
 from anndata import AnnData
 from matplotlib import rcParams
+from matplotlib.ticker import MaxNLocator
 
 from ..tl._enrichment import usage_proportions
 from . import _utils as u
@@ -145,15 +146,18 @@ def usage(
     writekey = f"bcnmf_usage_{kind}_{groupby}"
 
     if kind == "matrix":
-        kwds.setdefault("colorbar_title", "mean\nproportion" if proportions else "mean\nusage")
+        title = kwds.pop("colorbar_title", "mean\nproportion" if proportions else "mean\nusage")
         if ax is None:  # scanpy sizes by the topics alone: too narrow for the colour bar
-            kwds.setdefault("figsize", (0.5 * len(names) + 2.5, 0.3 * len(cats) + 1.6))
+            kwds.setdefault("figsize", (0.5 * len(names) + 3.0, 0.3 * len(cats) + 1.6))
         mp = sc.pl.matrixplot(
             tmp, names, groupby, use_raw=False, ax=ax, show=False, return_fig=True, **kwds
         )
+        mp.legend(title=title)
         if return_fig:
             return mp
         axes = mp.get_axes()
+        if "color_legend_ax" in axes:  # scanpy's narrow colour bar: three ticks fit
+            axes["color_legend_ax"].xaxis.set_major_locator(MaxNLocator(3))
         return u.finish(axes["mainplot_ax"].figure, axes, writekey, show=show, save=save)
 
     if ax is not None:
