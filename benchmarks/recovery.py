@@ -8,9 +8,9 @@ Run from the repository root::
 For each fit it prints: the best topic's AUROC for the planted subgroup (usage proportion,
 target cells), the AUROC of that topic's loadings for the planted genes, and the adjusted
 Rand index of k-means(2) on the target cells' usage proportions, on all topics ("all"),
-and on the target score that ``tl.bcnmf`` writes (each cell's share of usage on the
-target-enriched topics of the enrichment table: mean proportion at least 1.4x (log2FC 0.5)
-higher in target than background, BH-adjusted Welch p < 0.05).
+and on the target score that ``tl.bcnmf`` writes (each cell's topic proportions weighted
+by the enrichment table's ``excess``: ``1 - mean_background / mean_target`` for topics
+used significantly more by target cells, BH-adjusted Welch p < 0.05, else 0).
 
 ``--sim hard`` adds shared structure that plain NMF spends its topics on: 6 cell types and
 6 shared programs (as strong as the planted one, active in 30% of cells of both
@@ -51,12 +51,12 @@ def evaluate(model, cells, genes):
     usage = np.r_[model.usage_target_, model.usage_background_]
     names = [str(i) for i in range(k)]
     table = compare_usage(usage, y == 1, y == 0, names).loc[names]
-    score = target_score(model.usage_target_, table["enriched"].to_numpy())
+    score = target_score(model.usage_target_, table["excess"].to_numpy())
     return {
         "cell_auroc": auc[j],
         "gene_auroc": roc_auc_score(genes, model.components_[j]),
         "ari_all": ari(Pt),
-        "ari_score": ari(score[:, None]) if table["enriched"].any() else 0.0,
+        "ari_score": ari(score[:, None]) if (table["excess"] > 0).any() else 0.0,
     }
 
 

@@ -139,6 +139,7 @@ def test_enrichment_sorted_and_correct(fitted):
         "pval",
         "pval_adj",
         "enriched",
+        "excess",
     ]
     assert sorted(enr.index) == ["topic_1", "topic_2", "topic_3"]
     assert np.all(np.diff(enr["log2fc"].to_numpy()) <= 0)
@@ -158,10 +159,18 @@ def test_enrichment_sorted_and_correct(fitted):
         welch = ttest_ind(prop[sel][y, k], prop[sel][~y, k], equal_var=False).pvalue
         assert row["pval"] == pytest.approx(welch, rel=1e-6, abs=1e-300)
         assert row["enriched"] == (row["log2fc"] >= 0.5 and row["pval_adj"] < 0.05)
-    # the target score is the share of each cell's usage on the enriched topics
-    enriched = [int(n.split("_")[1]) - 1 for n in enr.index[enr["enriched"].to_numpy()]]
+        significant = row["log2fc"] > 0 and row["pval_adj"] < 0.05
+        assert row["excess"] == pytest.approx(1 - mb / mt if significant else 0.0, abs=1e-8)
+    # the target score: proportions weighted by the share of each topic's target usage
+    # above the background's (topics used significantly more by the target only)
+    weights = np.zeros(prop.shape[1])
+    for name, row in enr.iterrows():
+        k = int(name.split("_")[1]) - 1
+        mt, mb = prop[sel][y, k].mean(), prop[sel][~y, k].mean()
+        if mt > mb and row["pval_adj"] < 0.05:
+            weights[k] = 1 - mb / mt
     np.testing.assert_allclose(
-        fitted.obs["bcnmf_target_score"].to_numpy(), prop[:, enriched].sum(1), atol=1e-12
+        fitted.obs["bcnmf_target_score"].to_numpy(), prop @ weights, atol=1e-8
     )
 
 
@@ -371,7 +380,7 @@ def test_transform_reproduces_usages(fitted):
     for k in range(U0.shape[1]):
         assert np.corrcoef(U0[:, k], U1[:, k])[0, 1] > 0.9
     s0, s1 = fitted.obs["bcnmf_target_score"], query.obs["bcnmf_target_score"]
-    if fitted.uns["bcnmf"]["enrichment"]["enriched"].any():
+    if (fitted.uns["bcnmf"]["enrichment"]["excess"] > 0).any():
         assert np.corrcoef(s0, s1)[0, 1] > 0.9
     else:
         assert (s1 == 0).all()

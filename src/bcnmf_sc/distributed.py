@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._engine.sparse import H5adRows
     from .cli import _convert_values
     from .tl._bcnmf import _check_source, _resolve_groups, _resolve_mask
-    from .tl._enrichment import compare_usage, target_score
+    from .tl._enrichment import compare_usage, score_weights, target_score
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -171,11 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             loadings[genes] = model.components_.T
             topics = [f"topic_{i + 1}" for i in range(K)]
             enrichment = compare_usage(usage, is_tg, is_bg, topics, names=("target", "background"))
-            enriched = np.isin(topics, enrichment.index[enrichment["enriched"].to_numpy()])
             out = anndata.AnnData(obs=obs[[]].copy(), var=var[[]].copy())
             out.obsm["X_bcnmf"] = usage
             out.varm["bcnmf_loadings"] = loadings
-            out.obs["bcnmf_target_score"] = target_score(usage, enriched)
+            out.obs["bcnmf_target_score"] = target_score(usage, score_weights(enrichment, topics))
             params = {
                 "background_key": args.background_key,
                 "background": [str(v) for v in bg],

@@ -67,8 +67,8 @@ def sweep(
     """Measures of every setting of a sweep against ``alpha``, one line per ``n_topics``.
 
     Reads ``.uns[key]`` written by :func:`bcnmf_sc.tl.bcnmf_sweep`. The default panels
-    show the trade-off that ``alpha`` controls: how cleanly the share of usage on
-    target-enriched topics separates target from background cells
+    show the trade-off that ``alpha`` controls: how cleanly the target score (each
+    cell's share of usage specific to the target) separates target from background cells
     (``target_score_effect``, the measure the recommendation maximises) against how much
     of the background the topics still explain (``background_explained``), how stable the
     topics are across restarts, and how well they describe held-out target cells. The

@@ -16,7 +16,7 @@ from scanpy import logging as logg
 from .._engine import BcNMF
 from .._engine import sparse as _sparse
 from ._consensus import consensus_model, restart_seeds
-from ._enrichment import compare_usage, target_score
+from ._enrichment import compare_usage, score_weights, target_score
 
 __all__ = ["bcnmf", "bcnmf_transform"]
 
@@ -296,11 +296,14 @@ def bcnmf(
     ``.varm[f"{key_added}_loadings"]`` : ndarray (n_vars, n_topics)
         Gene loadings; each topic's loadings over the used genes sum to one.
     ``.obs[f"{key_added}_target_score"]`` : float
-        Each cell's share of usage on the target-enriched topics (the ``enriched``
-        column of the enrichment table; 0 everywhere when no topic is enriched). This is
-        the representation to cluster or threshold to find the target cells that carry
-        target-only programs: with many topics, one program is often split over several
-        enriched topics (each combined with a cell type), and the score adds them up.
+        Each cell's estimated share of usage that the background does not have:
+        ``sum_k p_k * excess_k``, its topic proportions weighted by the ``excess`` column
+        of the enrichment table (``1 - mean_background / mean_target`` for topics used
+        significantly more by target cells, else 0; 0 everywhere when there are none).
+        This is the representation to cluster or threshold to find the target cells that
+        carry target-only programs: with many topics, one program is often split over
+        several topics, some of them mixed with a cell type and only mildly enriched,
+        and the score adds the parts up in proportion to how target-specific they are.
     ``.uns[key_added]`` : dict
         ``params`` (everything needed to reproduce the fit; parameters that were
         ``None`` are left out), ``history`` (per-epoch objective), ``topics`` (names),
@@ -422,8 +425,7 @@ def bcnmf(
     loadings[genes] = model.components_.T
     topics = [f"topic_{i + 1}" for i in range(K)]
     enrichment = compare_usage(usage, is_tg, is_bg, topics, names=("target", "background"))
-    enriched = np.isin(topics, enrichment.index[enrichment["enriched"].to_numpy()])
-    score = target_score(usage, enriched)
+    score = target_score(usage, score_weights(enrichment, topics))
     if info is not None:  # per-topic stability, in the table's (sorted) order
         stability = pd.Series(info["stability"], index=topics)
         enrichment["stability"] = stability.reindex(enrichment.index).to_numpy()
@@ -487,7 +489,7 @@ def bcnmf(
         deep=(
             f"added\n    .obsm['X_{key_added}'], topic usages\n"
             f"    .varm['{key_added}_loadings'], gene loadings\n"
-            f"    .obs['{key_added}_target_score'], share of usage on target-enriched topics\n"
+            f"    .obs['{key_added}_target_score'], share of usage specific to the target\n"
             f"    .uns['{key_added}'], params, history and enrichment"
         ),
     )
@@ -516,8 +518,9 @@ def bcnmf_transform(
         Data on which :func:`bcnmf_sc.tl.bcnmf` was run.
     key
         The ``key_added`` used for the reference fit; the usages are written to
-        ``adata_query.obsm[f"X_{key}"]`` and the share of usage on the reference's
-        target-enriched topics to ``adata_query.obs[f"{key}_target_score"]``.
+        ``adata_query.obsm[f"X_{key}"]`` and the target score (weighted by the reference's
+        enrichment table, as in :func:`bcnmf_sc.tl.bcnmf`) to
+        ``adata_query.obs[f"{key}_target_score"]``.
     layer
         Layer of the query to use instead of ``.X``.
 
@@ -556,11 +559,11 @@ def bcnmf_transform(
         usage = model.transform_source(src)
     topics = list(adata_reference.uns[key].get("topics", []))
     enr = adata_reference.uns[key].get("enrichment")
-    enriched = np.zeros(W.shape[0], dtype=bool)
-    if enr is not None and "enriched" in enr and len(topics) == W.shape[0]:
-        enriched = np.isin(topics, enr.index[np.asarray(enr["enriched"], dtype=bool)])
+    weights = np.zeros(W.shape[0])
+    if len(topics) == W.shape[0]:
+        weights = score_weights(enr, topics)
     adata_query.obsm[f"X_{key}"] = usage
-    adata_query.obs[f"{key}_target_score"] = target_score(usage, enriched)
+    adata_query.obs[f"{key}_target_score"] = target_score(usage, weights)
     logg.info(
         f"projected {adata_query.n_obs} cells onto {W.shape[0]} topics "
         f"using {int(found.sum())} of {len(ref_genes)} genes"

@@ -84,6 +84,11 @@ def compare_usage(
     ``enriched``
         ``log2fc >= ENRICHED_LOG2FC`` (0.5, a 1.4-fold higher mean) and
         ``pval_adj < ENRICHED_PVAL`` (0.05).
+    ``excess``
+        The share of the group's mean usage of the topic that the reference does not
+        have, ``1 - mean_<reference> / mean_<group>`` (``1 - 2**-log2fc``), for topics
+        used significantly more by the group (``log2fc > 0`` and ``pval_adj < 0.05``); 0
+        for the others. The weight of the topic in :func:`target_score`.
     """
     prop = usage_proportions(usage)
     a = prop[np.asarray(in_group, dtype=bool)]
@@ -113,16 +118,46 @@ def compare_usage(
             "pval": pval,
             "pval_adj": pval_adj,
             "enriched": (log2fc >= ENRICHED_LOG2FC) & (pval_adj < ENRICHED_PVAL),
+            "excess": np.where(
+                (log2fc > 0) & (pval_adj < ENRICHED_PVAL),
+                1.0 - (mean_b + eps) / (mean_a + eps),
+                0.0,
+            ),
         },
         index=pd.Index([str(t) for t in topics]),
     )
     return df.sort_values("log2fc", ascending=False, kind="stable")
 
 
-def target_score(usage: np.ndarray, enriched: np.ndarray) -> np.ndarray:
-    """Per-cell share of the usage that goes to the ``enriched`` topics (a boolean mask)."""
+def target_score(usage: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-cell target score: ``sum_k p_ik w_k``, topic proportions ``p`` weighted by ``w``.
+
+    With ``weights`` the ``excess`` column of the enrichment table (in topic order), the
+    score estimates the share of each cell's usage that the background does not have: a
+    topic used 4x more by target cells than by background cells counts 3/4 of its
+    proportion, a topic used alike counts nothing. This adds up a target program that the
+    fit has split over several topics, including topics that mix it with shared structure
+    and so fall below the ``enriched`` threshold. A boolean mask gives the plain share of
+    usage on the masked topics.
+    """
     prop = usage_proportions(usage)
-    return prop[:, np.asarray(enriched, dtype=bool)].sum(1)
+    return prop @ np.asarray(weights, dtype=float)
+
+
+def score_weights(enrichment: pd.DataFrame | None, topics: Sequence[str]) -> np.ndarray:
+    """The target-score weight of each topic (in ``topics`` order) from an enrichment table.
+
+    Tables written before the ``excess`` column existed fall back on the ``enriched``
+    flag; no table, no weight.
+    """
+    w = np.zeros(len(topics))
+    if enrichment is None or len(enrichment) == 0:
+        return w
+    col = "excess" if "excess" in enrichment else "enriched"
+    if col not in enrichment:
+        return w
+    values = pd.Series(np.asarray(enrichment[col], dtype=float), index=enrichment.index)
+    return values.reindex([str(t) for t in topics]).fillna(0.0).to_numpy()
 
 
 def topic_enrichment(

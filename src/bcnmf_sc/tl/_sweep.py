@@ -98,7 +98,7 @@ def _evaluate(X_t, X_b, k, alpha, seeds, loss, engine, split, min_stability) -> 
     topics = [f"topic_{i + 1}" for i in range(k)]
     enr = compare_usage(usage, in_t, ~in_t, topics).reindex(topics)
     enriched = enr["enriched"].to_numpy(dtype=bool)
-    score = target_score(usage, enriched)
+    score = target_score(usage, enr["excess"].to_numpy())
     stability = consensus_components(
         [f.components_ for f in fits], reference=best, min_similarity=MIN_SIMILARITY
     )["stability"]
@@ -254,9 +254,9 @@ def bcnmf_sweep(
         usage proportions (target vs background). A topic used by a subset of the
         target cells can have a low AUROC, so read the AUROCs beside the log2FC.
     ``target_score_share``
-        Mean target score (each cell's share of usage on the enriched topics, as
-        ``.obs["bcnmf_target_score"]``) of the target cells minus that of the
-        background cells: how much of the target's usage goes to target-only topics.
+        Mean target score (as ``.obs["bcnmf_target_score"]``: each cell's share of usage
+        specific to the target) of the target cells minus that of the background cells:
+        how much of the target's usage goes to target-only structure.
     ``target_score_effect``
         The same difference divided by the pooled standard deviation of the score in
         the two groups (Cohen's d): how cleanly the score separates target from
