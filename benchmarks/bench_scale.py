@@ -171,6 +171,9 @@ def run_one(args) -> dict:
         "peak_mb_above_base": _peak_mb() - base,
         "device": args.device,
         "threads": args.threads,
+        # per-epoch objective and target term, to study the stopping rule offline
+        "objective": [float(v) for v in res["history"]["objective"]],
+        "target_term": [float(v) for v in res["history"]["target"]],
     }
 
 
