@@ -42,6 +42,9 @@ _BG_MAX_ITER, _BG_TOL = 20, 1e-5
 # plain ones (benchmarks/recovery.py K=2, seeds 0-2: objective -1.0149 vs -1.0152, same
 # AUROCs and ARI) with 30% fewer passes
 _RELAX = 1.5
+# usages after training and in transform(): each cell solved until the loss changes by
+# less than this (relative, over 5 steps) for the final topics
+_FINAL_ITER, _FINAL_TOL = 200, 1e-5
 _SOLVE_TOL = 1e-7  # relative tolerance of the background usage solve in full batch
 # groups larger than this initialise from a random sample of this many cells (in blocks
 # of SHUFFLE_BLOCK consecutive rows), read through the row source like everything else
@@ -664,16 +667,18 @@ class BcNMF:
             for _, b in self._batches(s, size, None):
                 Wa = self._basis(s, W)
                 if b is None:  # none of this process's cells: join the others' tests
-                    self._solve(None, None, Wa, 200, 1e-6)
+                    self._solve(None, None, Wa, _FINAL_ITER, _FINAL_TOL)
                     if s is bg:
-                        self._solve(None, None, W, 200, 1e-6)
+                        self._solve(None, None, W, _FINAL_ITER, _FINAL_TOL)
                     continue
                 rows = torch.as_tensor(b.rows, device=self.device_)
-                Hb = self._solve(b, s.H[rows], Wa, 200, 1e-6)
+                Hb = self._solve(b, s.H[rows], Wa, _FINAL_ITER, _FINAL_TOL)
                 s.H[rows] = Hb
                 lsum += self.loss_.loss(b, Hb, Wa)
                 if s is bg:  # from a fresh start, exactly as transform() would
-                    usage_bg[rows] = self._solve(b, self._fresh_usage(b, k), W, 200, 1e-6)
+                    usage_bg[rows] = self._solve(
+                        b, self._fresh_usage(b, k), W, _FINAL_ITER, _FINAL_TOL
+                    )
             final.append(self._comm.sum_scalar(lsum))
             s.cache = []
         objective = coef[0] * final[0] - coef[1] * final[1]
@@ -961,7 +966,7 @@ class BcNMF:
         out = np.zeros((source.n_obs, W.shape[0]))
         with _flush_denormals():
             for b in source.batches(batch_size, dtype=dtype, device=device):
-                H = self._solve(b, self._fresh_usage(b, W.shape[0]), W, 200, 1e-6)
+                H = self._solve(b, self._fresh_usage(b, W.shape[0]), W, _FINAL_ITER, _FINAL_TOL)
                 out[b.rows] = H.double().cpu().numpy()
         return out
 
