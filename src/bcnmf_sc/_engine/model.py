@@ -182,8 +182,8 @@ class BcNMF:
         per-epoch objective is noisy: the improvement of the mean objective of the last
         ``w = 5`` epochs over the mean of the 5 before, per epoch, ``(mean(L_{t-2w+1..t-w})
         - mean(L_{t-w+1..t})) / (w * max(|L_t|, a D(X)))``, so a fit that only fluctuates
-        around its floor stops. (The denominator keeps the criterion meaningful when the contrastive
-        objective crosses zero.)
+        around its floor stops. (The denominator keeps the criterion meaningful when the
+        contrastive objective crosses zero.)
     init
         ``"auto"`` (default): ``"contrastive"`` when ``alpha > 0``, else ``"nndsvda"``.
         ``"contrastive"``: the non-negative parts of the leading contrastive principal
@@ -628,7 +628,7 @@ class BcNMF:
         start = time.perf_counter()
         state = {"gamma": 1.0, "acc": None}
         converged, epoch = False, 0
-        bar = _progress(max_epochs, self.progress)
+        bar = progress_bar(total=max_epochs, enabled=self.progress, desc="bcNMF", unit="epoch")
         try:
             for epoch in range(1, max_epochs + 1):
                 if full:
@@ -1032,7 +1032,3 @@ class _flush_denormals:
         if self._ok:
             torch.set_flush_denormal(False)
         return False
-
-
-def _progress(total: int, enabled: bool):
-    return progress_bar(total=total, enabled=enabled, desc="bcNMF", unit="epoch")
