@@ -147,6 +147,14 @@ def test_convergence_warning_when_max_epochs_is_hit():
     assert not m.converged_ and m.n_epochs_ == 2
 
 
+def test_tol_zero_runs_all_epochs_without_a_warning():
+    X, Y = _random_pair(seed=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        m = BcNMF(3, solver="full", max_epochs=3, tol=0).fit(X, Y)
+    assert not m.converged_ and m.n_epochs_ == 3
+
+
 def test_null_deviance_matches_direct_computation():
     X, _ = _random_pair(seed=8)
     Xd = X.toarray()

@@ -256,6 +256,8 @@ class BcNMF:
         Contrastive objective at the end, with usages refitted to the final basis.
     n_epochs_, converged_, n_iter_ : int, bool, int
         Passes over the data, whether ``tol`` was reached, and ``n_iter_ == n_epochs_``.
+        A fit that stops at ``max_epochs`` warns (:class:`ConvergenceWarning`), except
+        with ``tol=0``, which asks for all ``max_epochs``.
     scale_target_, scale_background_ : float
         The weights ``a`` and ``b`` above.
     solver_ : str
@@ -889,7 +891,7 @@ class BcNMF:
         self.n_epochs_ = self.n_iter_ = best["n_epochs"]
         self.converged_ = best["converged"]
         self.n_features_in_ = self.components_.shape[1]
-        if not self.converged_:
+        if not self.converged_ and self.tol > 0:  # tol=0 asks for all max_epochs
             warnings.warn(
                 f"BcNMF stopped after max_epochs={self.n_epochs_} epochs before the objective "
                 f"changed by less than tol={self.tol}; increase max_epochs or tol.",
