@@ -13,8 +13,9 @@ by the enrichment table's ``excess``: ``1 - mean_background / mean_target`` for 
 used significantly more by target cells, BH-adjusted Welch p < 0.05, else 0).
 
 ``--sim hard`` adds shared structure that plain NMF spends its topics on: 6 cell types and
-6 shared programs (as strong as the planted one, active in 30% of cells of both
-conditions).
+6 shared programs (as strong as the planted one, 3-fold, active in 30% of cells of both
+conditions). ``--sim shared`` makes those shared programs stronger than the planted one
+(5-fold): plain NMF with 10 topics then never gives the planted program a topic of its own.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SIMS = {
     "default": {},
     "hard": {"n_cell_types": 6, "n_shared_programs": 6},
     "medium": {"n_cell_types": 6, "n_shared_programs": 3},
+    "shared": {"n_cell_types": 6, "n_shared_programs": 6, "shared_program_fold": 5.0},
 }
 
 

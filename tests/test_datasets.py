@@ -179,6 +179,29 @@ def test_simulate_ground_truth():
     assert set(ad.obs["cell_type"].cat.categories) == {"type_1", "type_2", "type_3"}
 
 
+def test_simulate_shared_program_fold():
+    kw = dict(n_target=1500, n_background=1500, n_genes=300, n_cell_types=2, n_markers=20,
+              n_shared_programs=1, n_program_genes=20, dispersion=0.0)  # fmt: skip
+    # the default is program_fold, with the same random numbers as before the option existed
+    same = simulate(**kw, shared_program_fold=3.0)
+    assert (same.X != simulate(**kw).X).nnz == 0
+    assert same.uns["simulation"]["shared_program_fold"] == 3.0
+
+    def shared_fold(ad):
+        X = ad.X.toarray()
+        X = X / X.sum(1, keepdims=True)
+        on = ad.obs["shared_1"].to_numpy()
+        genes = (ad.var["program"] == "shared_1").to_numpy()
+        return X[on][:, genes].sum(1).mean() / X[~on][:, genes].sum(1).mean()
+
+    # the planted program (in half of the target cells) and the shared one differ in fold;
+    # the shared genes' share of counts rises by less than the fold (the profile is
+    # renormalised; here 4.6 for 6-fold and 2.7 for 3-fold)
+    strong = simulate(**kw, shared_program_fold=6.0, program_fold=2.0)
+    assert 4.0 < shared_fold(strong) < 6.0
+    assert 2.3 < shared_fold(same) < 3.0
+
+
 def test_simulate_counts_and_planted_signal():
     ad = simulate(n_target=400, n_background=400, n_genes=200, n_markers=10, dispersion=0.0)
     X = ad.X.toarray()

@@ -20,6 +20,7 @@ def simulate(
     cell_type_fold: float = 6.0,
     n_shared_programs: int = 0,
     shared_program_fraction: float = 0.3,
+    shared_program_fold: float | None = None,
     n_programs: int = 1,
     n_program_genes: int = 30,
     program_fold: float = 3.0,
@@ -53,9 +54,10 @@ def simulate(
         Shape of the data.
     n_cell_types, n_markers, cell_type_fold
         Shared structure: how many cell types, marker genes per type, and their fold change.
-    n_shared_programs, shared_program_fraction
+    n_shared_programs, shared_program_fraction, shared_program_fold
         More shared structure: programs (of ``n_program_genes`` genes raised
-        ``program_fold``-fold) active in this fraction of all cells, target and background.
+        ``shared_program_fold``-fold, default ``program_fold``) active in this fraction of
+        all cells, target and background.
     n_programs, n_program_genes, program_fold, program_fraction
         Target-only structure: the planted programs, their genes, fold change, and the
         fraction of target cells in which each is active.
@@ -78,6 +80,7 @@ def simulate(
     """
     rng = np.random.default_rng(random_state)
     n_prog_all = n_programs + n_shared_programs
+    shared_fold = program_fold if shared_program_fold is None else shared_program_fold
     n_special = n_cell_types * n_markers + n_prog_all * n_program_genes
     if n_special > n_genes:
         raise ValueError(
@@ -104,7 +107,7 @@ def simulate(
     for p in range(n_programs):
         fold[np.ix_(active[:, p], prog[p])] *= program_fold
     for p in range(n_shared_programs):
-        fold[np.ix_(shared_active[:, p], shared[p])] *= program_fold
+        fold[np.ix_(shared_active[:, p], shared[p])] *= shared_fold
     profile = base[None, :] * fold
     profile /= profile.sum(1, keepdims=True)
     lib = library_size * np.exp(library_sd * rng.standard_normal(n))
@@ -154,6 +157,7 @@ def simulate(
         "n_programs": n_programs,
         "n_shared_programs": n_shared_programs,
         "shared_program_fraction": shared_program_fraction,
+        "shared_program_fold": shared_fold,
         "n_program_genes": n_program_genes,
         "program_fold": program_fold,
         "program_fraction": program_fraction,
