@@ -223,6 +223,41 @@ def test_enrichment_n_topics_and_cutoff(fitted):
         bc.pl.topic_enrichment(fitted, pval_cutoff=2, show=False)
 
 
+def test_enrichment_by_group_heatmap(fitted):
+    adata = fitted.copy()
+    with pytest.raises(KeyError, match=r"run bcnmf_sc\.tl\.topic_enrichment\(adata, 'cell_type'"):
+        bc.pl.topic_enrichment(adata, groupby="cell_type", show=False)
+    table = bc.tl.topic_enrichment(adata, "cell_type")
+    ax = bc.pl.topic_enrichment(adata, groupby="cell_type", show=False)
+    groups = list(adata.obs["cell_type"].cat.categories)
+    topics = [str(t) for t in adata.uns["bcnmf"]["enrichment"].index]  # target vs bg order
+    assert _labels(ax.get_yticklabels()) == groups
+    assert _labels(ax.get_xticklabels()) == topics
+    values = np.asarray(ax.images[0].get_array())
+    for i, g in enumerate(groups):
+        for j, t in enumerate(topics):
+            row = table[(table["group"] == g) & (table["topic"] == t)]
+            assert values[i, j] == pytest.approx(float(row["log2fc"].iloc[0]))
+    # one star per enriched (group, topic), centred on its cell
+    stars = sorted((round(x.get_position()[1]), round(x.get_position()[0])) for x in ax.texts)
+    expected = sorted(
+        (groups.index(g), topics.index(t))
+        for g, t in table.loc[table["enriched"], ["group", "topic"]].itertuples(index=False)
+    )
+    assert stars == expected
+    assert ax.get_title() == "cell_type: each group vs rest"
+    # AUROC, centred on 0.5; the first two topics; another reference
+    bc.tl.topic_enrichment(adata, "condition", reference="background")
+    ax = bc.pl.topic_enrichment(
+        adata, groupby="condition", metric="auroc", n_topics=2, pval_cutoff=1.0, show=False
+    )
+    assert _labels(ax.get_xticklabels()) == topics[:2]
+    assert _labels(ax.get_yticklabels()) == ["target"]
+    lo, hi = ax.images[0].get_clim()
+    assert (lo + hi) / 2 == pytest.approx(0.5)
+    assert ax.get_title() == "condition: each group vs background"
+
+
 # -------------------------------------------------------------------------- usage
 def test_usage_violin_panels(fitted):
     axes = bc.pl.usage(fitted, groupby="cell_type", topics=[2, "topic_1"], show=False)

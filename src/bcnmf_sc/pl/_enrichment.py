@@ -37,6 +37,7 @@ def topic_enrichment(
     metric: Literal["log2fc", "auroc"] = "log2fc",
     pval_cutoff: float | None = None,
     color: str | None = None,
+    groupby: str | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
     save: bool | str | None = None,
@@ -69,7 +70,16 @@ def topic_enrichment(
         adjusted p-value below 0.05 and effect above the no-change line). A number: adjusted
         p-value (Benjamini-Hochberg) below it and effect above the no-change line.
     color
-        Colour of target-enriched topics; default red from scanpy's palette.
+        Colour of target-enriched topics; default red from scanpy's palette (one
+        comparison only).
+    groupby
+        Instead of target vs background, the per-group table that
+        :func:`bcnmf_sc.tl.topic_enrichment` wrote for this ``obs`` column
+        (``.uns[key][f"enrichment_{groupby}"]``): a heatmap of the effect, groups x topics
+        (topics in the order of the target vs background table when there is one, most
+        target-enriched first), in a diverging colour map centred on no change, with
+        stars on the cells that count as enriched (as above: the table's ``enriched``
+        column, or ``pval_cutoff``).
     ax
         Axes to draw into; default a new figure.
     show
@@ -85,7 +95,9 @@ def topic_enrichment(
     -------
     The Figure if ``return_fig``; else, when the figure is not shown, the Axes: its y
     tick labels are the topic names, top to bottom in the table's order, and
-    ``ax.collections[1]`` holds one marker per topic in that order. ``None`` when shown.
+    ``ax.collections[1]`` holds one marker per topic in that order (with ``groupby``: y
+    tick labels are the groups, x tick labels the topics, and ``ax.images[0]`` holds the
+    groups x topics effects). ``None`` when shown.
 
     Examples
     --------
@@ -104,14 +116,15 @@ def topic_enrichment(
     .. plot::
 
         bc.pl.topic_enrichment(adata, metric="auroc", n_topics=3)
+
+    Per cell type, each against the other cell types:
+
+    .. plot::
+
+        bc.tl.topic_enrichment(adata, "cell_type")
+        bc.pl.topic_enrichment(adata, groupby="cell_type")
     """
     uns = u.check_result(adata, key, need=("uns",))
-    table = uns.get("enrichment")
-    if not isinstance(table, pd.DataFrame):
-        raise KeyError(
-            f"No enrichment table in .uns[{key!r}]['enrichment']; run "
-            f"bcnmf_sc.tl.bcnmf(..., key_added={key!r}) first."
-        )
     u.check_choice(metric, "metric", tuple(_METRICS))
     u.check_positive_int(n_topics, "n_topics", allow_none=True)
     if pval_cutoff is not None and (
@@ -120,15 +133,22 @@ def topic_enrichment(
         or not 0 < pval_cutoff <= 1
     ):
         raise ValueError(f"pval_cutoff must be a number in (0, 1], got {pval_cutoff!r}.")
+    if groupby is not None:
+        fig, ax = _by_group(uns, key, groupby, metric, n_topics, pval_cutoff, ax)
+        return u.finish(
+            fig, ax, "bcnmf_topic_enrichment", show=show, save=save, return_fig=return_fig
+        )
+    table = uns.get("enrichment")
+    if not isinstance(table, pd.DataFrame):
+        raise KeyError(
+            f"No enrichment table in .uns[{key!r}]['enrichment']; run "
+            f"bcnmf_sc.tl.bcnmf(..., key_added={key!r}) first."
+        )
     df = table if n_topics is None else table.iloc[: int(n_topics)]
     xlabel, null = _METRICS[metric]
     effect = df[metric].to_numpy(dtype=float)
     padj = df["pval_adj"].to_numpy(dtype=float)
-    if pval_cutoff is None and "enriched" in df.columns:
-        enriched = df["enriched"].to_numpy(dtype=bool)
-    else:
-        cutoff = 0.05 if pval_cutoff is None else pval_cutoff
-        enriched = (padj < cutoff) & (effect > null)
+    enriched = _highlight(df, effect, padj, null, pval_cutoff)
     hi = color if color is not None else palettes.default_20[3]
     colors = [hi if e else "lightgray" for e in enriched]
 
@@ -162,3 +182,58 @@ def topic_enrichment(
     bg = ", ".join(map(str, params.get("background", ["background"])))
     ax.set_title(f"{tg} vs {bg}")
     return u.finish(fig, ax, "bcnmf_topic_enrichment", show=show, save=save, return_fig=return_fig)
+
+
+def _highlight(df: pd.DataFrame, effect, padj, null: float, pval_cutoff) -> np.ndarray:
+    """Which rows count as enriched: the table's call, or the cutoff rule."""
+    if pval_cutoff is None and "enriched" in df.columns:
+        return df["enriched"].to_numpy(dtype=bool)
+    cutoff = 0.05 if pval_cutoff is None else pval_cutoff
+    return (padj < cutoff) & (effect > null)
+
+
+def _by_group(uns, key: str, groupby: str, metric: str, n_topics, pval_cutoff, ax):
+    """Heatmap groups x topics of the per-group table of ``tl.topic_enrichment``."""
+    table = uns.get(f"enrichment_{groupby}")
+    if not isinstance(table, pd.DataFrame):
+        raise KeyError(
+            f"No per-group enrichment for {groupby!r} in .uns[{key!r}]; run "
+            f"bcnmf_sc.tl.topic_enrichment(adata, {groupby!r}, key={key!r}) first."
+        )
+    label, null = _METRICS[metric]
+    topics = list(pd.unique(table["topic"].astype(str)))
+    main = uns.get("enrichment")
+    if isinstance(main, pd.DataFrame):  # the target vs background order, when there is one
+        order = [str(t) for t in main.index if str(t) in set(topics)]
+        topics = order + [t for t in topics if t not in set(order)]
+    if n_topics is not None:
+        topics = topics[: int(n_topics)]
+    groups = list(pd.unique(table["group"].astype(str)))
+    flags = _highlight(
+        table,
+        table[metric].to_numpy(dtype=float),
+        table["pval_adj"].to_numpy(dtype=float),
+        null,
+        pval_cutoff,
+    )
+    keyed = table.assign(_flag=flags, group=table["group"].astype(str))
+    keyed = keyed.assign(topic=keyed["topic"].astype(str))
+    effect = keyed.pivot(index="group", columns="topic", values=metric).loc[groups, topics]
+    flag = keyed.pivot(index="group", columns="topic", values="_flag").loc[groups, topics]
+    values = effect.to_numpy(dtype=float)
+
+    width = max(3.0, 0.55 * len(topics) + 2.2)
+    fig, ax = u.single_ax(ax, (width, max(2.0, 0.4 * len(groups) + 1.2)))
+    span = np.nanmax(np.abs(values - null)) if values.size else 1.0
+    span = span if np.isfinite(span) and span > 0 else 1.0
+    image = ax.imshow(values, cmap="RdBu_r", vmin=null - span, vmax=null + span, aspect="auto")
+    for (i, j), f in np.ndenumerate(flag.to_numpy(dtype=bool)):
+        if f:
+            ax.text(j, i, "*", ha="center", va="center", fontsize="medium")
+    ax.set_xticks(np.arange(len(topics)), labels=topics, rotation=90)
+    ax.set_yticks(np.arange(len(groups)), labels=groups)
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label=label.split(" (")[0], shrink=0.8)
+    reference = table["reference"].iloc[0] if "reference" in table.columns else "rest"
+    ax.set_title(f"{groupby}: each group vs {reference}")
+    return fig, ax

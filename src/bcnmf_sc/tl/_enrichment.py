@@ -190,10 +190,12 @@ def topic_enrichment(
 
     Returns
     -------
-    Tidy table with columns ``group``, ``topic``, ``mean_group``, ``mean_reference``,
-    ``log2fc``, ``auroc``, ``pval``, ``pval_adj``, ``enriched``; within each group the
-    most enriched topic (largest ``log2fc``) comes first. It is also stored in
-    ``adata.uns[key][f"enrichment_{groupby}"]``.
+    Tidy table with columns ``group``, ``reference`` (``"rest"`` or the reference group),
+    ``topic``, ``mean_group``, ``mean_reference``, ``log2fc``, ``auroc``, ``pval``,
+    ``pval_adj``, ``enriched``; within each group the most enriched topic (largest
+    ``log2fc``) comes first. It is also stored in
+    ``adata.uns[key][f"enrichment_{groupby}"]``, where
+    :func:`bcnmf_sc.pl.topic_enrichment` (``groupby=``) reads it.
     """
     obsm_key = f"X_{key}"
     if obsm_key not in adata.obsm or key not in adata.uns:
@@ -231,6 +233,7 @@ def topic_enrichment(
             raise ValueError(f"Group {g!r} or its reference has no cells.")
         df = compare_usage(usage, in_g, in_ref, list(topics), names=("group", "reference"))
         df.insert(0, "topic", df.index.astype(str))
+        df.insert(0, "reference", str(reference))
         df.insert(0, "group", str(g))
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
