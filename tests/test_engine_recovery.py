@@ -59,15 +59,17 @@ def test_k2_plain_nmf_does_not(k2_results):
     assert cell_auc <= 0.75, k2_results["nmf"]
 
 
-def test_minibatch_and_full_batch_reach_the_same_objective():
+def _small_pair():
+    """250 + 250 cells x 200 genes: small enough for hundreds of minibatch epochs."""
     X, Y, _ = target_background(
-        n_target=250,
-        n_background=250,
-        n_genes=200,
-        n_markers=20,
-        n_program_genes=20,
+        n_target=250, n_background=250, n_genes=200, n_markers=20, n_program_genes=20,
         random_state=4,
-    )
+    )  # fmt: skip
+    return X, Y
+
+
+def test_minibatch_and_full_batch_reach_the_same_objective():
+    X, Y = _small_pair()
     kw = dict(alpha=0.5, dtype="float64")
     full = _fit(X, Y, 3, 0, solver="full", max_epochs=400, tol=1e-6, **kw)
     # tol=0: all 200 epochs (with 5 batches per epoch the per-epoch objective is noisier
@@ -81,14 +83,7 @@ def test_short_forgetting_horizon_reaches_the_same_objective(monkeypatch):
     # cells instead of an epoch; shrink it to exercise that path on small data
     from bcnmf_sc._engine import model as engine
 
-    X, Y, _ = target_background(
-        n_target=250,
-        n_background=250,
-        n_genes=200,
-        n_markers=20,
-        n_program_genes=20,
-        random_state=4,
-    )
+    X, Y = _small_pair()
     kw = dict(alpha=0.5, dtype="float64", solver="minibatch", batch_size=100, tol=0)
     epoch = _fit(X, Y, 3, 0, max_epochs=60, **kw)
     # 3 batches instead of 5 (0.6% above here; statistics of fewer cells are noisier:

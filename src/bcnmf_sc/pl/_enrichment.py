@@ -201,14 +201,6 @@ def _by_group(uns, key: str, groupby: str, metric: str, n_topics, pval_cutoff, a
             f"bcnmf_sc.tl.topic_enrichment(adata, {groupby!r}, key={key!r}) first."
         )
     label, null = _METRICS[metric]
-    topics = list(pd.unique(table["topic"].astype(str)))
-    main = uns.get("enrichment")
-    if isinstance(main, pd.DataFrame):  # the target vs background order, when there is one
-        order = [str(t) for t in main.index if str(t) in set(topics)]
-        topics = order + [t for t in topics if t not in set(order)]
-    if n_topics is not None:
-        topics = topics[: int(n_topics)]
-    groups = list(pd.unique(table["group"].astype(str)))
     flags = _highlight(
         table,
         table[metric].to_numpy(dtype=float),
@@ -216,11 +208,21 @@ def _by_group(uns, key: str, groupby: str, metric: str, n_topics, pval_cutoff, a
         null,
         pval_cutoff,
     )
-    keyed = table.assign(_flag=flags, group=table["group"].astype(str))
-    keyed = keyed.assign(topic=keyed["topic"].astype(str))
-    effect = keyed.pivot(index="group", columns="topic", values=metric).loc[groups, topics]
-    flag = keyed.pivot(index="group", columns="topic", values="_flag").loc[groups, topics]
-    values = effect.to_numpy(dtype=float)
+    keyed = table.assign(
+        _flag=flags, group=table["group"].astype(str), topic=table["topic"].astype(str)
+    )
+    topics = list(pd.unique(keyed["topic"]))
+    main = uns.get("enrichment")
+    if isinstance(main, pd.DataFrame):  # the target vs background order, when there is one
+        present = set(topics)
+        order = [str(t) for t in main.index if str(t) in present]
+        topics = order + [t for t in topics if t not in set(order)]
+    if n_topics is not None:
+        topics = topics[: int(n_topics)]
+    groups = list(pd.unique(keyed["group"]))
+    wide = keyed.pivot(index="group", columns="topic", values=[metric, "_flag"])
+    values = wide[metric].loc[groups, topics].to_numpy(dtype=float)
+    flag = wide["_flag"].loc[groups, topics]
 
     width = max(3.0, 0.55 * len(topics) + 2.2)
     fig, ax = u.single_ax(ax, (width, max(2.0, 0.4 * len(groups) + 1.2)))

@@ -25,7 +25,7 @@ from ._bcnmf import (
     _resolve_mask,
 )
 from ._consensus import MIN_SIMILARITY, consensus_components, relative_loss, restart_seeds
-from ._enrichment import compare_usage, target_score
+from ._enrichment import compare_usage, score_weights, target_score
 
 __all__ = ["bcnmf_sweep"]
 
@@ -98,7 +98,7 @@ def _evaluate(X_t, X_b, k, alpha, seeds, loss, engine, split, min_stability) -> 
     topics = [f"topic_{i + 1}" for i in range(k)]
     enr = compare_usage(usage, in_t, ~in_t, topics).reindex(topics)
     enriched = enr["enriched"].to_numpy(dtype=bool)
-    score = target_score(usage, enr["excess"].to_numpy())
+    score = target_score(usage, score_weights(enr, topics))
     stability = consensus_components(
         [f.components_ for f in fits], reference=best, min_similarity=MIN_SIMILARITY
     )["stability"]
