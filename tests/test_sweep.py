@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 from anndata import AnnData, read_h5ad  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
@@ -385,3 +386,20 @@ def test_bcnmf_consensus_bad_inputs(kwargs, match):
     with pytest.raises(ValueError, match=match):
         bc.tl.bcnmf(adata, "condition", "background", n_topics=2, **{**FAST, **kwargs})
     assert _state(adata) == before
+
+
+def test_sweep_streams_backed_data_and_matches_in_memory(tmp_path):
+    # a backed AnnData is read through the same row sources as tl.bcnmf: never into
+    # memory, and the same table as from the data in memory
+    adata = _sim()
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    path = tmp_path / "sim.h5ad"
+    adata.write_h5ad(path)
+    grid = {"alphas": (2,), "n_topics": (2,), "n_init": 2, "heldout": 0.1}
+    mem = bc.tl.bcnmf_sweep(adata, "condition", "background", **grid, **FAST)
+    backed = read_h5ad(path, backed="r")
+    disk = bc.tl.bcnmf_sweep(backed, "condition", "background", **grid, **FAST)
+    assert backed.isbacked
+    num = [c for c in mem.columns if c != "converged"]
+    pd.testing.assert_frame_equal(disk[num], mem[num], rtol=1e-6)
+    backed.file.close()
