@@ -5,7 +5,9 @@ script exports ``src/`` of the old commit (default 6906383, the commit before th
 was taken apart) into a temporary folder with ``git archive``, runs the same fits in two
 subprocesses (one importing the old package, one this checkout's ``src/``), and prints
 the largest relative difference of ``components_``, the usages and ``objective_`` for
-both solvers (full, minibatch) and both losses (kl, frobenius)::
+both solvers (full, minibatch) and both losses (kl, frobenius), and of two tl calls
+(``tl.bcnmf(consensus=True)`` and ``tl.bcnmf_sweep``) whose scoring moved into the
+engine::
 
     python benchmarks/compare_refactor.py            # against 6906383
     python benchmarks/compare_refactor.py --old main
@@ -76,6 +78,28 @@ for name, sim, params in cases:
     out[name + "/transform"] = extra
     out[name + "/objective_"] = np.array([m.objective_])
     out[name + "/history"] = np.asarray(m.history_["objective"])
+import bcnmf_sc as bc
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    ad = simulate(n_target=150, n_background=150, n_genes=100, n_markers=10,
+                  n_program_genes=15, program_fold=5.0, random_state=0)
+    kw = dict(max_epochs=20, engine_kwargs={"solver": "minibatch"}, progress=False, device="cpu")
+    bc.tl.bcnmf(ad, "condition", "background", n_topics=3, n_init=2, consensus=True, **kw)
+    out["tl-consensus/components_"] = ad.varm["bcnmf_loadings"]
+    out["tl-consensus/usage_target_"] = ad.obsm["X_bcnmf"]
+    out["tl-consensus/usage_background_"] = ad.obs["bcnmf_target_score"].to_numpy()
+    out["tl-consensus/transform"] = ad.uns["bcnmf"]["consensus"]["stability"]
+    out["tl-consensus/objective_"] = np.array([ad.uns["bcnmf"]["objective"]])
+    out["tl-consensus/history"] = ad.uns["bcnmf"]["history"]["objective"]
+    grid = dict(alphas=(0, 2), n_topics=(2,), n_init=2)
+    t = bc.tl.bcnmf_sweep(ad, "condition", "background", **grid, **kw)
+    cols = ["objective", "target_term", "background_term", "stability", "heldout_target"]
+    out["tl-sweep/components_"] = t[cols].to_numpy(dtype=float)
+    out["tl-sweep/usage_target_"] = t["target_score_effect"].to_numpy(dtype=float)
+    out["tl-sweep/usage_background_"] = t["best_auroc"].to_numpy(dtype=float)
+    out["tl-sweep/transform"] = t["max_log2fc"].to_numpy(dtype=float)
+    out["tl-sweep/objective_"] = t["objective"].to_numpy(dtype=float)
+    out["tl-sweep/history"] = t["heldout_target"].to_numpy(dtype=float)
 np.savez(sys.argv[1], **out)
 """
 
@@ -107,7 +131,9 @@ def main(argv=None) -> int:
         new = _run(ROOT / "src", tmp / "new.npz", CASES)
     worst = 0.0
     print(f"{'case':<24}{'components_':>14}{'usages':>14}{'transform':>14}{'objective_':>14}")
-    for name, _, _ in CASES:
+    # tl rows: consensus (loadings, usages / target score, stability, objective) and sweep
+    # (the table's objective terms and stability, effect, AUROC, log2FC, held-out loss)
+    for name in [c[0] for c in CASES] + ["tl-consensus", "tl-sweep"]:
         d = {k.split("/")[1]: _rel(old[k], new[k]) for k in old if k.startswith(name + "/")}
         usages = max(d["usage_target_"], d["usage_background_"])
         print(
