@@ -6,22 +6,22 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-from anndata import AnnData, read_h5ad  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
-from sklearn.cluster import KMeans  # noqa: E402
-from sklearn.metrics import adjusted_rand_score, roc_auc_score  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData, read_h5ad
+from matplotlib import pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
-import bcnmf_sc as bc  # noqa: E402
-from bcnmf_sc.datasets import simulate  # noqa: E402
-from bcnmf_sc.tl._consensus import consensus_components, relative_loss, restart_seeds  # noqa: E402
-from bcnmf_sc.tl._sweep import _COLUMNS, recommend  # noqa: E402
+import bcnmf_sc as bc
+from bcnmf_sc.datasets import simulate
+from bcnmf_sc.tl._consensus import consensus_components, relative_loss, restart_seeds
+from bcnmf_sc.tl._sweep import _COLUMNS, recommend
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),

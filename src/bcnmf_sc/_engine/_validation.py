@@ -46,7 +46,7 @@ def integer(low: int, *, none: bool = False, message: str | None = None) -> Chec
     def ok(v) -> bool:
         if v is None:
             return none
-        return not isinstance(v, bool) and isinstance(v, numbers.Integral) and v >= low
+        return not isinstance(v, bool) and isinstance(v, numbers.Integral) and int(v) >= low
 
     default = "{name} must be a positive integer or None, got {value!r}."
     return Check(ok, message or default)
@@ -54,7 +54,7 @@ def integer(low: int, *, none: bool = False, message: str | None = None) -> Chec
 
 def real(ok: Callable[[float], bool], message: str) -> Check:
     """A real number for which ``ok`` holds."""
-    return Check(lambda v: isinstance(v, numbers.Real) and bool(ok(v)), message)
+    return Check(lambda v: isinstance(v, numbers.Real) and bool(ok(float(v))), message)
 
 
 def one_of(values: Sequence[str], message: str | None = None) -> Check:

@@ -111,7 +111,7 @@ def _log_normalised(X: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def _cov_operator(X: sp.csr_matrix):
-    """v -> Cov(X) v without densifying X, and the trace of Cov(X)."""
+    """V -> Cov(X) v without densifying X, and the trace of Cov(X)."""
     n = X.shape[0]
     mean = np.asarray(X.mean(0)).ravel()
     sq = np.asarray(X.multiply(X).sum(0)).ravel() / n

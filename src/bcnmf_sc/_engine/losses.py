@@ -49,8 +49,11 @@ class Loss(Protocol):
 
 
 def _kl_value(b: Batch, mu: torch.Tensor, hsum: torch.Tensor, wsum: torch.Tensor) -> float:
-    """``D(X | M)`` from the model values ``mu`` at the non-zeros and the all-ones product
-    ``sum(M) = hsum . wsum`` (usage column sums times component row sums)."""
+    """``D(X | M)`` from the model at the non-zeros and the all-ones product.
+
+    ``mu`` holds the model values at the non-zeros; ``sum(M) = hsum . wsum`` (usage
+    column sums times component row sums).
+    """
     return (
         b.xlogx - float(torch.dot(b.values, torch.log(mu))) - b.xsum + float(torch.dot(hsum, wsum))
     )

@@ -49,15 +49,15 @@ INITS = ("auto", "contrastive", "nndsvda", "nndsvd", "random")
 
 
 class BcNMF(ProjectionMixin):
-    """Background-contrastive non-negative matrix factorization.
+    r"""Background-contrastive non-negative matrix factorization.
 
     Fits one shared non-negative gene basis ``W`` (``components_``, K x genes) to target
     cells ``X`` and background cells ``Y`` (cells x genes each, same genes) by minimising
 
     .. math::
 
-        L(W) = a\\,D(X \\mid H_X W) - \\alpha\\, b\\, D(Y \\mid H_Y W + s_Y p_Y^T),
-        \\qquad (H_Y, s_Y) = \\arg\\min D(Y \\mid H W + s p_Y^T),
+        L(W) = a\,D(X \mid H_X W) - \alpha\, b\, D(Y \mid H_Y W + s_Y p_Y^T),
+        \qquad (H_Y, s_Y) = \arg\min D(Y \mid H W + s p_Y^T),
 
     over ``W, H_X >= 0``: topics are pulled toward structure that explains the target and
     pushed away from structure the background explains as well, so the topics left are

@@ -53,7 +53,8 @@ class Group:
     offset: int = 0  # data-parallel: this process holds rows offset .. offset + n_local - 1
     n_total: int = 0  # ... of n_total rows (all processes together)
     profile: torch.Tensor | None = None  # background only: the null-model topic
-    H: torch.Tensor | None = None  # usages of this process's rows (K or K + 1 columns)
+    # usages of this process's rows (K columns, K + 1 for the background; set per restart)
+    H: torch.Tensor = field(default_factory=lambda: torch.empty(0))
     cache: list[tuple[int, Batch | None]] = field(default_factory=list)
 
     @property

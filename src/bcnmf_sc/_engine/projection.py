@@ -50,7 +50,7 @@ class ProjectionMixin:
         sums = W.sum(1, keepdims=True)
         if np.any(sums <= 0):
             raise ValueError("Every component needs at least one positive loading.")
-        model = cls(n_components=W.shape[0], **params)
+        model = cls(n_components=W.shape[0], **params)  # type: ignore[call-arg]
         model._check_params()
         model.components_ = W / sums
         model.n_features_in_ = W.shape[1]
@@ -103,7 +103,7 @@ class ProjectionMixin:
         return self
 
     def _with(self, W: np.ndarray) -> Self:
-        """This model, or one with the same parameters projecting onto other components."""
+        """Return this model, or one with its parameters projecting onto ``W``."""
         if W is self.components_:
             return self
         params = {k: v for k, v in self.get_params().items() if k != "n_components"}

@@ -9,6 +9,7 @@ The epoch's order of rows (:func:`epoch_order`) and the reading of an order by w
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -85,8 +86,11 @@ class RowSource:
         return int(self.shape[0])
 
     def subset(self, rows=None, cols=None) -> RowSource:
-        """The rows ``rows`` (increasing indices or a boolean mask) and the columns ``cols``
-        (a boolean mask, or indices in any order) of this source; nothing is read."""
+        """Some rows and columns of this source; nothing is read.
+
+        ``rows``: increasing indices or a boolean mask; ``cols``: a boolean mask, or
+        indices in any order.
+        """
         return SubsetRows(self, rows=rows, cols=cols)
 
     def blocks(self, block_rows: int) -> Iterator[tuple[np.ndarray, sp.csr_matrix]]:
@@ -128,8 +132,10 @@ class InMemoryRows(RowSource):
 
 
 def window_rows(batch_size: int, window: int | None = None) -> int:
-    """Rows per window: ``window`` (default the option ``window_rows``) rounded down to
-    whole batches (at least one)."""
+    """Rows per window: ``window`` rounded down to whole batches (at least one).
+
+    ``window`` defaults to the option ``window_rows``.
+    """
     window = get_options().window_rows if window is None else int(window)
     batch_size = max(1, int(batch_size))
     return max(batch_size, (window // batch_size) * batch_size)
@@ -216,6 +222,7 @@ def iter_parts(
             if not len(rows):
                 yield len(g), None
                 continue
+            assert Xw is not None  # rows of this source in the batch: read with the window
             Xb = Xw if len(rows) == len(mine) else Xw[np.searchsorted(mine, rows)]
             yield len(g), make_batch(Xb, rows, dtype=dtype, device=device)
 
@@ -327,7 +334,7 @@ class H5adRows(RowSource):
             if store.ndim != 2:
                 raise ValueError(f"{store.name} is not a 2-D matrix (shape {store.shape}).")
             self.dense = True
-            self.shape = tuple(int(v) for v in store.shape)
+            self.shape = (int(store.shape[0]), int(store.shape[1]))
             return
         self.dense = False
         attrs = dict(store.attrs)
@@ -340,7 +347,7 @@ class H5adRows(RowSource):
             )
         if not all(k in store for k in ("data", "indices", "indptr")):
             raise ValueError(f"{store.name} is not a CSR matrix (needs data, indices, indptr).")
-        shape = attrs.get("shape", attrs.get("h5sparse_shape"))
+        shape: Any = attrs.get("shape", attrs.get("h5sparse_shape"))
         self.shape = (int(shape[0]), int(shape[1]))
         self._data, self._indices = store["data"], store["indices"]
         self.indptr = np.asarray(store["indptr"][()], dtype=np.int64)

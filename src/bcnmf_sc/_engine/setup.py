@@ -94,9 +94,19 @@ def prepare(
         forget_factor=params["forget_factor"],
         batch_size=params["batch_size"],
     )
-    kw = dict(comm=comm, window=options.window_rows)
-    tgt = summarise(target, "target", rt.loss, offset=offsets[0], n_total=n_t, **kw)
-    bg = summarise(background, "background", rt.loss, offset=offsets[1], n_total=totals[1], **kw)
+    win = options.window_rows
+    tgt = summarise(
+        target, "target", rt.loss, comm=comm, window=win, offset=offsets[0], n_total=n_t
+    )
+    bg = summarise(
+        background,
+        "background",
+        rt.loss,
+        comm=comm,
+        window=win,
+        offset=offsets[1],
+        n_total=totals[1],
+    )
     pooled = tgt.colsum + bg.colsum
     share = pooled / max(pooled.sum(), EPS)
     floor = params["w_floor"] * share if params["loss"] == "kl" else np.zeros_like(share)

@@ -29,6 +29,7 @@ __all__ = [
     "Runtime",
     "batch_sizes",
     "full_epoch",
+    "join_usage_solve",
     "minibatch_epoch",
     "solve_usage",
     "update_basis",
@@ -53,8 +54,10 @@ class Runtime:
 
 @dataclass
 class FullBatchState:
-    """Carried between full-batch epochs: the step size and whether the background was
-    solved for the first basis."""
+    """Carried between full-batch epochs.
+
+    The step size, and whether the background was solved for the first basis.
+    """
 
     gamma: float = 1.0
     started: bool = False
@@ -77,9 +80,26 @@ class MinibatchState:
 
 
 def solve_usage(
+    rt: Runtime, b: Batch, H: torch.Tensor, W: torch.Tensor, max_iter: int, tol: float
+) -> torch.Tensor:
+    """Usages of a batch with W fixed: multiplicative steps until the loss settles.
+
+    See :func:`_solve`.
+    """
+    out = _solve(rt, b, H, W, max_iter, tol)
+    assert out is not None
+    return out
+
+
+def join_usage_solve(rt: Runtime, W: torch.Tensor, max_iter: int, tol: float) -> None:
+    """Data-parallel: a process without cells in a batch joins the others' loss sums."""
+    _solve(rt, None, None, W, max_iter, tol)
+
+
+def _solve(
     rt: Runtime, b: Batch | None, H: torch.Tensor | None, W: torch.Tensor, max_iter: int, tol: float
 ) -> torch.Tensor | None:
-    """Usages of a batch with W fixed: multiplicative steps until the loss settles.
+    """Multiplicative usage steps with W fixed until the loss settles (or ``max_iter``).
 
     The loss comes with each step (at the usages the step starts from), so the test runs
     every step at no extra cost; ``tol`` bounds the change over 5 steps. Steps are
@@ -96,12 +116,14 @@ def solve_usage(
     for _ in range(max_iter):
         cur = 0.0
         if b is not None:
+            assert H is not None
             H_next, cur = rt.loss.h_step_loss(b, H, W, power)
         cur = rt.comm.sum_scalar(cur)
         if prev is not None and cur > prev and power != 1.0:
             power = 1.0  # (every process sees the same summed losses: same decision)
             H, cur = H_prev, prev
             if b is not None:
+                assert H is not None
                 H_next, _ = rt.loss.h_step_loss(b, H, W, power)
         elif prev is not None and 5.0 * abs(prev - cur) <= tol * max(abs(cur), EPS):
             break  # the last step changed the loss by less than tol / 5
@@ -153,8 +175,11 @@ def batch_sizes(rt: Runtime, groups: tuple[Group, Group]) -> tuple[int, int]:
 
 
 def batches(rt: Runtime, g: Group, size: int, rng: np.random.Generator | None) -> Iterator[Part]:
-    """``(cells in the batch, this process's Batch or None)`` for each batch of a pass:
-    in a random order (:func:`~bcnmf_sc._engine.rows.epoch_order`) with ``rng``."""
+    """``(cells in the batch, this process's Batch or None)`` for each batch of a pass.
+
+    In a random order (:func:`~bcnmf_sc._engine.rows.epoch_order`) with ``rng``, else in
+    order.
+    """
     opts = rt.options
     if size >= g.n:  # full batch: build once, keep on the device
         if not g.cache:
@@ -179,6 +204,13 @@ def _parts(rt: Runtime, g: Group, size: int, order: np.ndarray | None) -> Iterat
     )
 
 
+def _whole(rt: Runtime, g: Group) -> Batch:
+    """All cells of a group as one batch (full batch: one process, kept on the device)."""
+    b = next(batches(rt, g, g.n, None))[1]
+    assert b is not None
+    return b
+
+
 def full_epoch(rt: Runtime, pb: Problem, W: torch.Tensor, state: FullBatchState):
     """One full-batch epoch: usage steps, then a W step with a backtracking safeguard.
 
@@ -193,8 +225,8 @@ def full_epoch(rt: Runtime, pb: Problem, W: torch.Tensor, state: FullBatchState)
     coef, tol = pb.coef, rt.options.solve_tol
     k = W.shape[0]
     contrast = coef[1] > 0
-    bx = next(batches(rt, tgt, tgt.n, None))[1]
-    by = next(batches(rt, bg, bg.n, None))[1] if contrast else None
+    bx = _whole(rt, tgt)
+    by = _whole(rt, bg) if contrast else bx  # (by is not used when alpha=0)
     if contrast and not state.started:  # background solved for the first basis
         bg.H = solve_usage(rt, by, bg.H, bg.basis(W), 3000, tol / 100)
         state.started = True
@@ -219,7 +251,7 @@ def full_epoch(rt: Runtime, pb: Problem, W: torch.Tensor, state: FullBatchState)
             ly_new = rt.loss.loss(by, HY, Wa)
         if pb.objective((lx_new, ly_new)) <= current + tol * abs(current):
             tgt.H = HX
-            if contrast:
+            if HY is not None:  # contrast: the background re-solved for W_new
                 bg.H = HY
             state.gamma = min(1.0, gamma * 2.0)
             return W_new, (lx_new, ly_new), False
@@ -274,7 +306,7 @@ def minibatch_epoch(
             # must be near their optimum (see full_epoch)
             solve = bg_solve if g.is_background else (inner, 0.0)
             if b is None:  # data-parallel: none of this process's cells in the batch
-                solve_usage(rt, None, None, Wa, *solve)  # join the others' loss sums
+                join_usage_solve(rt, Wa, *solve)  # join the others' loss sums
                 parts.append([i, torch.zeros_like(W), torch.zeros_like(W), 0.0, count])
                 continue
             rows = torch.as_tensor(b.rows, device=rt.device)

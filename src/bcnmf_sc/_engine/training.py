@@ -14,7 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .._progress import progress_bar
+from bcnmf_sc._progress import progress_bar
+
 from ._dist import LocalComm
 from .init import init_components
 from .losses import EPS
@@ -28,6 +29,7 @@ from .solver import (
     batches,
     fresh_usage,
     full_epoch,
+    join_usage_solve,
     minibatch_epoch,
     solve_usage,
     update_basis,
@@ -95,8 +97,11 @@ class Restart:
 
 
 def init_sample(rt: Runtime, g: Group, rng: np.random.Generator) -> sp.csr_matrix:
-    """The cells the initialisation sees: all of them, or above ``options.init_cells`` a
-    random sample of blocks of consecutive rows (cheap to read from disk), read in windows."""
+    """The cells the initialisation sees, read in windows.
+
+    All of them, or above ``options.init_cells`` a random sample of blocks of
+    consecutive rows (cheap to read from disk).
+    """
     n, block = g.n, rt.options.shuffle_block
     rows = None
     if n > rt.options.init_cells:
@@ -116,8 +121,10 @@ def init_sample(rt: Runtime, g: Group, rng: np.random.Generator) -> sp.csr_matri
 
 
 def init_usage(rt: Runtime, g: Group, k: int, rng: np.random.Generator) -> torch.Tensor:
-    """Initial usages (K columns, K + 1 for the background): each cell's total spread
-    evenly, times uniform noise in [0.8, 1.2]."""
+    """Initial usages (K columns, K + 1 for the background).
+
+    Each cell's total spread evenly, times uniform noise in [0.8, 1.2].
+    """
     k = k + g.is_background
     # the same random numbers as one draw for all cells; each process keeps its rows
     lo, hi = g.offset, g.offset + g.n_local
@@ -155,8 +162,10 @@ def settled(past: list[float], window: int, scale: float, tol: float) -> bool:
 
 
 def fit_restarts(rt: Runtime, pb: Problem, plan: Schedule, n_init: int, random_state) -> Restart:
-    """``n_init`` restarts (seeds drawn from ``random_state``); the one with the lowest
-    objective. The initialisation sample is read once and shared by the restarts."""
+    """Run ``n_init`` restarts (seeds from ``random_state``); keep the lowest objective.
+
+    The initialisation sample is read once and shared by the restarts.
+    """
     rng = np.random.default_rng(random_state)
     with flush_denormals():
         init_X = init_Y = None
@@ -175,8 +184,10 @@ def fit_restarts(rt: Runtime, pb: Problem, plan: Schedule, n_init: int, random_s
 
 
 def project(rt: Runtime, components: np.ndarray, source: RowSource, batch_size: int) -> np.ndarray:
-    """Usages (float64, cells x K) of the rows of ``source`` with ``components`` fixed:
-    each cell solved from a fresh start to ``options.final_tol``."""
+    """Usages (float64, cells x K) of the rows of ``source`` with ``components`` fixed.
+
+    Each cell is solved from a fresh start to ``options.final_tol``.
+    """
     opts = rt.options
     W = torch.as_tensor(components, dtype=rt.dtype).to(rt.device)
     out = np.zeros((source.n_obs, W.shape[0]))
@@ -197,8 +208,10 @@ def fit_restart(
     seed: int,
     perturb: bool,
 ) -> Restart:
-    """One restart: initial basis and usages from ``seed``, epochs until ``plan`` says stop,
-    then the usages refitted to the final basis and the true objective."""
+    """One restart: initial state from ``seed``, epochs until ``plan`` says stop.
+
+    Then the usages are refitted to the final basis and the true objective evaluated.
+    """
     rng = np.random.default_rng(seed)
     k = plan.n_components
     tgt, bg = pb.groups
@@ -275,9 +288,9 @@ def _finish(rt: Runtime, pb: Problem, W, history: History, converged: bool, plan
         for _, b in batches(rt, g, size, None):
             Wa = g.basis(W)
             if b is None:  # none of this process's cells: join the others' tests
-                solve_usage(rt, None, None, Wa, opts.final_iter, opts.final_tol)
+                join_usage_solve(rt, Wa, opts.final_iter, opts.final_tol)
                 if g.is_background:
-                    solve_usage(rt, None, None, W, opts.final_iter, opts.final_tol)
+                    join_usage_solve(rt, W, opts.final_iter, opts.final_tol)
                 continue
             rows = torch.as_tensor(b.rows, device=rt.device)
             Hb = solve_usage(rt, b, g.H[rows], Wa, opts.final_iter, opts.final_tol)
@@ -338,7 +351,6 @@ class flush_denormals:
         self._ok = torch.set_flush_denormal(True)
         return self
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> None:
         if self._ok:
             torch.set_flush_denormal(False)
-        return False

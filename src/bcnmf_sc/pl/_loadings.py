@@ -12,7 +12,8 @@ import scipy.sparse as sp
 from anndata import AnnData
 from matplotlib import rcParams
 
-from .. import get
+from bcnmf_sc import get
+
 from . import _utils as u
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib import rcParams
@@ -74,7 +74,7 @@ def training(
         bc.pl.training(adata)
     """
     uns = u.check_result(adata, key, need=("uns",))
-    hist = uns.get("history")
+    hist: Any = uns.get("history")
     if not hasattr(hist, "get") or len(np.atleast_1d(hist.get("objective", []))) == 0:
         raise ValueError(
             f".uns[{key!r}]['history'] holds no per-epoch objective; refit with "

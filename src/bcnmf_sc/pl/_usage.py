@@ -12,7 +12,8 @@ from anndata import AnnData
 from matplotlib import rcParams
 from matplotlib.ticker import MaxNLocator
 
-from ..tl._enrichment import usage_proportions
+from bcnmf_sc.tl._enrichment import usage_proportions
+
 from . import _utils as u
 
 if TYPE_CHECKING:

@@ -11,7 +11,8 @@ import numpy as np
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._engine import BcNMF
+from bcnmf_sc._engine import BcNMF
+
 from ._consensus import consensus_model, restart_seeds
 from ._enrichment import score_weights, target_score
 from ._inputs import (

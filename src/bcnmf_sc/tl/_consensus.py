@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .._engine import BcNMF, InMemoryRows, RowSource
-from .._engine import evaluate as _evaluate
-from .._engine.sparse import as_csr
+from bcnmf_sc._engine import BcNMF, InMemoryRows, RowSource
+from bcnmf_sc._engine import evaluate as _evaluate
+from bcnmf_sc._engine.sparse import as_csr
 
 __all__ = [
     "MIN_SIMILARITY",

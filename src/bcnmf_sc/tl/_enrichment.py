@@ -9,7 +9,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy.stats import mannwhitneyu, ttest_ind
 
-from .._utils import default_topic_names
+from bcnmf_sc._utils import default_topic_names
 
 __all__ = ["topic_enrichment"]
 

@@ -22,9 +22,9 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._engine.options import get_options
-from .._engine.rows import H5adRows, InMemoryRows, RowSource
-from .._engine.sparse import as_csr
+from bcnmf_sc._engine.options import get_options
+from bcnmf_sc._engine.rows import H5adRows, InMemoryRows, RowSource
+from bcnmf_sc._engine.sparse import as_csr
 
 __all__ = [
     "LOSSES",

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._engine import BcNMF
-from .._utils import default_topic_names
+from bcnmf_sc._engine import BcNMF
+from bcnmf_sc._utils import default_topic_names
+
 from ._enrichment import compare_usage, score_weights, target_score
 
 __all__ = ["FitResult", "fit_result", "plain", "plain_params", "write_result"]
@@ -110,8 +111,11 @@ def fit_result(
 
 
 def write_result(adata: AnnData, key_added: str, result: FitResult) -> None:
-    """Write ``.obsm[f"X_{key}"]``, ``.varm[f"{key}_loadings"]``,
-    ``.obs[f"{key}_target_score"]`` and ``.uns[key]``: the only writer of fit results."""
+    """Write a fit's results into ``adata``: the only writer of fit results.
+
+    Sets ``.obsm[f"X_{key}"]``, ``.varm[f"{key}_loadings"]``,
+    ``.obs[f"{key}_target_score"]`` and ``.uns[key]``.
+    """
     adata.obsm[f"X_{key_added}"] = result.usage
     adata.varm[f"{key_added}_loadings"] = result.loadings
     adata.obs[f"{key_added}_target_score"] = result.score

@@ -12,8 +12,9 @@ import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._engine import BcNMF, ConvergenceWarning
-from .._progress import progress_bar
+from bcnmf_sc._engine import BcNMF, ConvergenceWarning
+from bcnmf_sc._progress import progress_bar
+
 from ._consensus import restart_seeds
 from ._inputs import LOSSES, prepare_inputs
 from ._outputs import plain, plain_params

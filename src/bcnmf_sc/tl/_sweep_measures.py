@@ -9,9 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .._engine import BcNMF, RowSource
-from .._engine import evaluate as _scoring
-from .._utils import default_topic_names
+from bcnmf_sc._engine import BcNMF, RowSource
+from bcnmf_sc._engine import evaluate as _scoring
+from bcnmf_sc._utils import default_topic_names
+
 from ._consensus import MIN_SIMILARITY, consensus_components
 from ._enrichment import compare_usage, score_weights, target_score
 
