@@ -37,6 +37,29 @@ _ENGINE_SET = (
 
 
 # ------------------------------------------------------------------------ bcnmf
+def _check_args(key_added, loss, alpha, n_topics, consensus, n_init) -> None:
+    """The checks of :func:`bcnmf`'s arguments that need no data."""
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
+    if loss not in LOSSES:
+        raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
+    if alpha is not None and (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, numbers.Real)
+        or not math.isfinite(alpha)
+        or alpha < 0
+    ):
+        raise ValueError(f"alpha must be a finite number >= 0 or None, got {alpha!r}.")
+    if isinstance(n_topics, bool) or not isinstance(n_topics, numbers.Integral) or n_topics < 1:
+        raise ValueError(f"n_topics must be an integer >= 1, got {n_topics!r}.")
+    if consensus and (
+        isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral) or n_init < 2
+    ):
+        raise ValueError(
+            f"consensus=True combines restarts: n_init must be an integer >= 2, got {n_init!r}."
+        )
+
+
 def bcnmf(
     adata: AnnData,
     background_key: str,
@@ -160,25 +183,7 @@ def bcnmf(
     >>> adata.uns["bcnmf"]["enrichment"].head()  # doctest: +SKIP
     """
     # ---- validate everything before touching adata
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
-    if loss not in LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
-    if alpha is not None and (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, numbers.Real)
-        or not math.isfinite(alpha)
-        or alpha < 0
-    ):
-        raise ValueError(f"alpha must be a finite number >= 0 or None, got {alpha!r}.")
-    if isinstance(n_topics, bool) or not isinstance(n_topics, numbers.Integral) or n_topics < 1:
-        raise ValueError(f"n_topics must be an integer >= 1, got {n_topics!r}.")
-    if consensus and (
-        isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral) or n_init < 2
-    ):
-        raise ValueError(
-            f"consensus=True combines restarts: n_init must be an integer >= 2, got {n_init!r}."
-        )
+    _check_args(key_added, loss, alpha, n_topics, consensus, n_init)
     engine_kwargs = dict(engine_kwargs or {})
     clash = sorted(set(engine_kwargs) & set(_ENGINE_SET))
     if clash:
@@ -215,17 +220,7 @@ def bcnmf(
         f"{int(inp.is_background.sum())} background cells x {inp.n_genes} genes"
     )
     data = (inp.rows(inp.is_target), inp.rows(inp.is_background))
-    runs = []
-    for seed in seeds:  # one fit, or the restarts of a consensus
-        run = model if not runs else BcNMF(**{**model.get_params(), "random_state": seed})
-        runs.append(run.fit_source(*data))
-    info = None
-    if consensus:
-        model, info = consensus_model(runs, *data)
-        logg.info(
-            f"    consensus of {len(runs)} restarts: topic stability "
-            f"{info['stability'].min():.3f} to {info['stability'].max():.3f}"
-        )
+    model, info = _fit_runs(model, seeds, data, consensus)
 
     # ---- assemble results, then write
     usage = np.zeros((adata.n_obs, int(n_topics)))
@@ -265,17 +260,34 @@ def bcnmf(
     if copy:
         adata = adata.copy()
     write_result(adata, key_added, result)
-    logg.info(
-        "    finished",
-        time=start,
-        deep=(
-            f"added\n    .obsm['X_{key_added}'], topic usages\n"
-            f"    .varm['{key_added}_loadings'], gene loadings\n"
-            f"    .obs['{key_added}_target_score'], share of usage specific to the target\n"
-            f"    .uns['{key_added}'], params, history and enrichment"
-        ),
-    )
+    logg.info("    finished", time=start, deep=_added(key_added))
     return adata if copy else None
+
+
+def _added(key: str) -> str:
+    return (
+        f"added\n    .obsm['X_{key}'], topic usages\n"
+        f"    .varm['{key}_loadings'], gene loadings\n"
+        f"    .obs['{key}_target_score'], share of usage specific to the target\n"
+        f"    .uns['{key}'], params, history and enrichment"
+    )
+
+
+def _fit_runs(model: BcNMF, seeds: list, data: tuple, consensus: bool):
+    """Fit ``model`` (one seed), or its restarts and their consensus: ``(model, info)``."""
+    runs: list[BcNMF] = []
+    for seed in seeds:  # one fit, or the restarts of a consensus
+        run = model if not runs else BcNMF(**{**model.get_params(), "random_state": seed})
+        runs.append(run.fit_source(*data))
+    info = None
+    if consensus:
+        model, info = consensus_model(runs, *data)
+        logg.info(
+            f"    consensus of {len(runs)} restarts: topic stability "
+            f"{info['stability'].min():.3f} to {info['stability'].max():.3f}"
+        )
+
+    return model, info
 
 
 # -------------------------------------------------------------------- transform

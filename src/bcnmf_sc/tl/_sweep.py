@@ -26,6 +26,80 @@ __all__ = ["bcnmf_sweep"]
 _RESERVED = ("n_components", "alpha", "loss", "n_init", "random_state", "progress")
 
 
+def _check_args(key_added, loss, alphas, n_topics, n_init, heldout, min_stability, tolerance):
+    """The checks of :func:`bcnmf_sweep`'s arguments that need no data; the grid."""
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
+    if loss not in LOSSES:
+        raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
+    alpha_list, k_list = check_grid(alphas, n_topics)
+    if isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral) or n_init < 2:
+        raise ValueError(
+            f"n_init must be an integer >= 2 (stability compares restarts), got {n_init!r}."
+        )
+    if not isinstance(heldout, numbers.Real) or not 0 <= heldout <= 0.5:
+        raise ValueError(f"heldout must be a fraction in [0, 0.5], got {heldout!r}.")
+    if not isinstance(min_stability, numbers.Real) or not 0 <= min_stability <= 1:
+        raise ValueError(f"min_stability must be in [0, 1], got {min_stability!r}.")
+    if not isinstance(tolerance, numbers.Real) or not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}.")
+    return alpha_list, k_list
+
+
+def _run_grid(grid, progress: bool, measure) -> list[dict]:
+    """``measure(alpha, k)`` at every grid point; convergence warnings counted, one log."""
+    rows, n_unconverged = [], 0
+    bar = progress_bar(grid, enabled=progress, desc="bcNMF sweep", unit="setting")
+    try:
+        for a, k in bar:
+            bar.set_postfix(alpha=f"{a:g}", n_topics=k)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                row = measure(a, k)
+            for w in caught:
+                if issubclass(w.category, ConvergenceWarning):
+                    n_unconverged += 1
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            rows.append(row)
+    finally:
+        bar.close()
+    if n_unconverged:
+        logg.warning(
+            f"{n_unconverged} fits stopped at max_epochs before reaching tol (see the "
+            "'converged' column); consider a larger max_epochs"
+        )
+    return rows
+
+
+def _heldout_split(random_state, n_t: int, n_test: int):
+    """``(train, test)`` positions among the target cells, or ``None`` without held-out cells."""
+    if not n_test:
+        return None
+    order = np.random.default_rng(random_state).permutation(n_t)
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def _table(rows: list[dict], tolerance: float) -> tuple[pd.DataFrame, dict, str]:
+    """The sweep's table with its recommended row, the recommendation and its rule step."""
+    table = pd.DataFrame(rows)
+    table.index = table.index.astype(str)
+    pick, step = recommend(table, tolerance=float(tolerance))
+    table["recommended"] = table.index == pick
+    table = table[_COLUMNS]
+    recommended = {
+        "alpha": float(table.at[pick, "alpha"]),
+        "n_topics": int(table.at[pick, "n_topics"]),
+    }
+    if step == "none":
+        logg.warning(
+            "no setting has a stable target-enriched topic; the recommendation is the "
+            "setting with the largest target_score_effect and may not be meaningful"
+        )
+
+    return table, recommended, step
+
+
 def bcnmf_sweep(
     adata: AnnData,
     background_key: str,
@@ -178,21 +252,9 @@ def bcnmf_sweep(
     >>> bc.pl.sweep(adata)  # doctest: +SKIP
     """
     # ---- validate everything before touching adata
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
-    if loss not in LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
-    alpha_list, k_list = check_grid(alphas, n_topics)
-    if isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral) or n_init < 2:
-        raise ValueError(
-            f"n_init must be an integer >= 2 (stability compares restarts), got {n_init!r}."
-        )
-    if not isinstance(heldout, numbers.Real) or not 0 <= heldout <= 0.5:
-        raise ValueError(f"heldout must be a fraction in [0, 0.5], got {heldout!r}.")
-    if not isinstance(min_stability, numbers.Real) or not 0 <= min_stability <= 1:
-        raise ValueError(f"min_stability must be in [0, 1], got {min_stability!r}.")
-    if not isinstance(tolerance, numbers.Real) or not 0 <= tolerance < 1:
-        raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}.")
+    alpha_list, k_list = _check_args(
+        key_added, loss, alphas, n_topics, n_init, heldout, min_stability, tolerance
+    )
     engine = dict(engine_kwargs or {})
     clash = [k for k in engine if k in _RESERVED]
     if clash:
@@ -224,52 +286,17 @@ def bcnmf_sweep(
     n_t, n_genes = inp.n_target, inp.n_genes
 
     seeds = restart_seeds(random_state, int(n_init))
-    split = None
-    if n_test:
-        order = np.random.default_rng(random_state).permutation(n_t)
-        split = (np.sort(order[n_test:]), np.sort(order[:n_test]))
+    split = _heldout_split(random_state, n_t, n_test)
     grid = [(a, k) for k in k_list for a in alpha_list]
     start = logg.info(
         f"sweeping bcNMF over {len(grid)} settings x {n_init} restarts on {n_t} target vs "
         f"{int(inp.is_background.sum())} background cells x {n_genes} genes"
     )
 
-    rows, n_unconverged = [], 0
-    bar = progress_bar(grid, enabled=progress, desc="bcNMF sweep", unit="setting")
-    try:
-        for a, k in bar:
-            bar.set_postfix(alpha=f"{a:g}", n_topics=k)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ConvergenceWarning)
-                row = evaluate(X_t, X_b, k, a, seeds, loss, engine, split, float(min_stability))
-            for w in caught:
-                if issubclass(w.category, ConvergenceWarning):
-                    n_unconverged += 1
-                else:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            rows.append(row)
-    finally:
-        bar.close()
-    if n_unconverged:
-        logg.warning(
-            f"{n_unconverged} fits stopped at max_epochs before reaching tol (see the "
-            "'converged' column); consider a larger max_epochs"
-        )
-    table = pd.DataFrame(rows)
-    table.index = table.index.astype(str)
-    pick, step = recommend(table, tolerance=float(tolerance))
-    table["recommended"] = table.index == pick
-    table = table[_COLUMNS]
-    recommended = {
-        "alpha": float(table.at[pick, "alpha"]),
-        "n_topics": int(table.at[pick, "n_topics"]),
-    }
-    if step == "none":
-        logg.warning(
-            "no setting has a stable target-enriched topic; the recommendation is the "
-            "setting with the largest target_score_effect and may not be meaningful"
-        )
-
+    rows = _run_grid(grid, progress, lambda a, k: evaluate(
+        X_t, X_b, k, a, seeds, loss, engine, split, float(min_stability)
+    ))  # fmt: skip
+    table, recommended, step = _table(rows, float(tolerance))
     params = {
         "background_key": background_key,
         "background": [plain(v) for v in inp.background],
