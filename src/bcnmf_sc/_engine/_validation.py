@@ -15,8 +15,17 @@ import torch
 from .rows import RowSource
 from .sparse import as_csr
 
+try:  # reuse scikit-learn's warning class when it is there, so filters written for it work
+    from sklearn.exceptions import ConvergenceWarning
+except ImportError:  # pragma: no cover - scikit-learn comes with scanpy
+
+    class ConvergenceWarning(UserWarning):  # type: ignore[no-redef]
+        """The solver stopped at ``max_epochs`` before reaching ``tol``."""
+
+
 __all__ = [
     "LOSSES",
+    "ConvergenceWarning",
     "Check",
     "check_matrix",
     "check_params",
@@ -26,6 +35,9 @@ __all__ = [
 
 #: The losses the engine implements (see :mod:`~bcnmf_sc._engine.losses`).
 LOSSES = ("kl", "frobenius")
+SOLVERS = ("auto", "full", "minibatch")
+SCALINGS = ("deviance", "raw")
+INITS = ("auto", "contrastive", "nndsvda", "nndsvd", "random")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 

@@ -12,43 +12,22 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from . import _validation as v
 from ._dist import LocalComm, TorchComm
-from ._validation import (
-    ALPHA,
-    DTYPE,
-    LOSSES,
-    Check,
-    check_matrix,
-    check_params,
-    integer,
-    one_of,
-    real,
-    resolve_device,
-)
+from ._validation import ConvergenceWarning, check_matrix, resolve_device
+from .evaluate import score_components
 from .options import get_options
-from .projection import ProjectionMixin
+from .projection import check_genes, normalised_components, projection_runtime
 from .rows import InMemoryRows, RowSource
 from .setup import prepare
-from .training import Restart, collapse_messages, fit_restarts, settled
+from .training import Restart, collapse_messages, fit_restarts, fitted_attributes, project, settled
 
 __all__ = ["BcNMF", "ConvergenceWarning", "resolve_device"]
 
 _settled = settled  # backward compatibility (tests import it from here)
 
-try:  # reuse scikit-learn's warning class when it is there, so filters written for it work
-    from sklearn.exceptions import ConvergenceWarning
-except ImportError:  # pragma: no cover - scikit-learn comes with scanpy
 
-    class ConvergenceWarning(UserWarning):  # type: ignore[no-redef]
-        """The solver stopped at ``max_epochs`` before reaching ``tol``."""
-
-
-SOLVERS = ("auto", "full", "minibatch")
-SCALINGS = ("deviance", "raw")
-INITS = ("auto", "contrastive", "nndsvda", "nndsvd", "random")
-
-
-class BcNMF(ProjectionMixin):
+class BcNMF:
     r"""Background-contrastive non-negative matrix factorization.
 
     Fits one shared non-negative gene basis ``W`` (``components_``, K x genes) to target
@@ -201,29 +180,43 @@ class BcNMF(ProjectionMixin):
     (5, 2000)
     """
 
+    # fitted attributes (see Attributes above)
+    components_: np.ndarray
+    usage_target_: np.ndarray
+    usage_background_: np.ndarray
+    baseline_background_: np.ndarray
+    history_: dict[str, list]
+    objective_: float
+    target_term_: float
+    background_term_: float
+    n_epochs_: int
+    n_iter_: int
+    converged_: bool
+    n_features_in_: int
+
     #: Every constructor parameter, in order, with the rules its value must satisfy
     #: (checked by :meth:`_check_params` before anything is read).
-    _parameter_constraints: ClassVar[dict[str, tuple[Check, ...]]] = {
+    _parameter_constraints: ClassVar[dict[str, tuple[v.Check, ...]]] = {
         "n_components": (
-            integer(1, message="n_components must be an integer >= 1, got {value!r}."),
+            v.integer(1, message="n_components must be an integer >= 1, got {value!r}."),
         ),
-        "alpha": ALPHA,
-        "loss": (one_of(LOSSES, "Unknown loss {value!r}: use 'kl' (counts) or 'frobenius'."),),
-        "solver": (one_of(SOLVERS),),
-        "batch_size": (integer(1, none=True),),
-        "max_epochs": (integer(1, none=True),),
-        "tol": (real(lambda v: v >= 0, "tol must be >= 0, got {value!r}."),),
-        "init": (one_of(INITS),),
-        "n_init": (integer(1, message="n_init must be a positive integer, got {value!r}."),),
+        "alpha": v.ALPHA,
+        "loss": (v.one_of(v.LOSSES, "Unknown loss {value!r}: use 'kl' (counts) or 'frobenius'."),),
+        "solver": (v.one_of(v.SOLVERS),),
+        "batch_size": (v.integer(1, none=True),),
+        "max_epochs": (v.integer(1, none=True),),
+        "tol": (v.real(lambda x: x >= 0, "tol must be >= 0, got {value!r}."),),
+        "init": (v.one_of(v.INITS),),
+        "n_init": (v.integer(1, message="n_init must be a positive integer, got {value!r}."),),
         "random_state": (),
         "device": (),
-        "dtype": (DTYPE,),
+        "dtype": (v.DTYPE,),
         "progress": (),
-        "alpha_scaling": (one_of(SCALINGS),),
-        "w_floor": (real(lambda v: 0 <= v < 1, "w_floor must be in [0, 1), got {value!r}."),),
-        "inner_iter": (integer(1, none=True),),
+        "alpha_scaling": (v.one_of(v.SCALINGS),),
+        "w_floor": (v.real(lambda x: 0 <= x < 1, "w_floor must be in [0, 1), got {value!r}."),),
+        "inner_iter": (v.integer(1, none=True),),
         "forget_factor": (
-            real(lambda v: 0 < v <= 1, "forget_factor must be in (0, 1], got {value!r}."),
+            v.real(lambda x: 0 < x <= 1, "forget_factor must be in (0, 1], got {value!r}."),
         ),
         "distributed": (),
     }
@@ -275,7 +268,7 @@ class BcNMF(ProjectionMixin):
         return {k: getattr(self, k) for k in self._parameter_constraints}
 
     def _check_params(self) -> None:
-        check_params(self.get_params(), self._parameter_constraints)
+        v.check_params(self.get_params(), self._parameter_constraints)
 
     # --------------------------------------------------------------------- fit
     def fit(self, X_target, X_background) -> BcNMF:
@@ -303,25 +296,17 @@ class BcNMF(ProjectionMixin):
         Other sources stream rows from other storage, e.g.
         :class:`~bcnmf_sc._engine.rows.H5adRows` from an ``.h5ad`` file on disk: the
         solver then never holds more than one window of rows (the option
-        ``window_rows``, see :mod:`~bcnmf_sc._engine.options`), and peak memory is set by
-        the window and the model (``O((cells + genes) * K)``: the usages of every cell
-        stay in memory), not by the data. Rows are validated as they are read, in one
-        pass. ``solver="auto"`` picks ``"minibatch"`` above 500 cells for every source;
-        ``"full"`` on more cells needs sources that are in memory.
-
+        ``window_rows``, see :mod:`~bcnmf_sc._engine.options`): peak memory is set by the
+        window and the model (``O((cells + genes) * K)``), not by the data. Rows are
+        validated as they are read. ``"full"`` above 500 cells needs in-memory sources.
         Groups of more than 20,000 cells are initialised from a random sample of 20,000 of
-        their cells (blocks of consecutive rows), whatever the source. With
-        ``distributed=True`` the sources are this process's shards (see the class docstring).
+        their cells (blocks of consecutive rows). With ``distributed=True`` the sources are
+        this process's shards (see the class docstring).
         """
         self._check_params()
         return self._fit(target, background)
 
     def _fit(self, target: RowSource, background: RowSource) -> BcNMF:
-        if target.shape[1] != background.shape[1]:
-            raise ValueError(
-                f"Target and background must have the same genes: got {target.shape[1]} and "
-                f"{background.shape[1]} columns. Subset both to the same genes in the same order."
-            )
         comm = TorchComm() if self.distributed else LocalComm()
         rt, pb, plan, self.solver_ = prepare(
             self.get_params(), target, background, comm, get_options()
@@ -334,16 +319,8 @@ class BcNMF(ProjectionMixin):
         return self
 
     def _set_fitted(self, best: Restart, comm: LocalComm) -> None:
-        self.components_ = best.W.double().cpu().numpy()
-        self.usage_target_ = best.usage_target.double().cpu().numpy()
-        self.usage_background_ = best.usage_background.double().cpu().numpy()
-        self.baseline_background_ = best.baseline.double().cpu().numpy()
-        self.history_ = best.history.as_dict()
-        self.objective_ = best.objective
-        self.target_term_, self.background_term_ = best.terms
-        self.n_epochs_ = self.n_iter_ = best.n_epochs
-        self.converged_ = best.converged
-        self.n_features_in_ = self.components_.shape[1]
+        for name, value in fitted_attributes(best).items():
+            setattr(self, name, value)
         if not self.converged_ and self.tol > 0:  # tol=0 asks for all max_epochs
             warnings.warn(
                 f"BcNMF stopped after max_epochs={self.n_epochs_} epochs before the objective "
@@ -353,6 +330,68 @@ class BcNMF(ProjectionMixin):
             )
         for message in collapse_messages(self.usage_target_, self.usage_background_, comm):
             warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    # --------------------------------------------------------------- transform
+    @classmethod
+    def from_components(cls, components, **params) -> BcNMF:
+        """A model that only projects: fixed ``components`` (K x genes), no fit.
+
+        Rows are renormalised to sum to one. ``params`` are constructor parameters
+        (``loss``, ``device``, ``dtype`` matter for :meth:`transform`).
+        """
+        W = normalised_components(components)
+        model = cls(n_components=W.shape[0], **params)
+        model._check_params()
+        model.components_, model.n_features_in_ = W, W.shape[1]
+        return model
+
+    def transform(self, X, *, batch_size: int = 4096) -> np.ndarray:
+        """Usages of new cells (cells x K) with the fitted components fixed."""
+        self._check_fitted()
+        X = check_matrix(X, "X")
+        check_genes(X.shape[1], self.components_.shape[1])
+        return self.transform_source(InMemoryRows(X), batch_size=batch_size)
+
+    def transform_source(self, source: RowSource, *, batch_size: int = 4096) -> np.ndarray:
+        """Usages for the rows of a :class:`RowSource` (see :meth:`transform`).
+
+        Runs on the fit's device and dtype (``device_``, ``dtype_``) when the model was
+        fitted, else on those its parameters name; the fitted attributes are not changed.
+        """
+        self._check_fitted()
+        rt = projection_runtime(
+            self.loss,
+            self.dtype,
+            self.device,
+            fitted_dtype=getattr(self, "dtype_", None),
+            fitted_device=getattr(self, "device_", None),
+        )
+        return project(rt, self.components_, source, batch_size)
+
+    def score_source(self, target: RowSource, background: RowSource) -> BcNMF:
+        """Usages, terms and objective of the fixed ``components_`` on these data.
+
+        No training: sets ``usage_target_``, ``usage_background_``, ``target_term_``,
+        ``background_term_`` and ``objective_`` as a fit would for these components.
+        """
+        self._check_fitted()
+        params = self.get_params()
+        s = score_components(self._project_onto, self.components_, target, background, params)
+        self.usage_target_, self.usage_background_ = s.usage_target, s.usage_background
+        self.target_term_, self.background_term_ = s.terms
+        self.objective_ = s.objective
+        return self
+
+    def _project_onto(self, W: np.ndarray, source: RowSource) -> np.ndarray:
+        """Usages of ``source`` for components ``W`` (this model's, or others)."""
+        if W is self.components_:
+            return self.transform_source(source)
+        params = {k: v for k, v in self.get_params().items() if k != "n_components"}
+        return type(self).from_components(W, **params).transform_source(source)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "components_"):
+            raise RuntimeError("This BcNMF instance is not fitted yet; call fit() first.")
 
     def fit_transform(self, X_target, X_background) -> np.ndarray:
         """Fit and return the target usages."""

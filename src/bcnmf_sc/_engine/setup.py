@@ -55,6 +55,11 @@ def choose_solver(solver: str, total: int, world: int, in_memory: bool, options:
 
 def _shards(comm: LocalComm, target: RowSource, background: RowSource):
     """Offsets and totals of the two groups over the processes (one process: 0, n)."""
+    if target.shape[1] != background.shape[1]:
+        raise ValueError(
+            f"Target and background must have the same genes: got {target.shape[1]} and "
+            f"{background.shape[1]} columns. Subset both to the same genes in the same order."
+        )
     sizes = np.array(comm.all_gather([target.n_obs, background.n_obs, target.shape[1]]))
     if np.any(sizes[:, 2] != sizes[0, 2]):
         raise ValueError(f"The processes hold different numbers of genes: {sizes[:, 2]}.")

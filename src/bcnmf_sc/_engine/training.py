@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -42,6 +43,7 @@ __all__ = [
     "collapse_messages",
     "fit_restart",
     "fit_restarts",
+    "fitted_attributes",
     "flush_denormals",
     "init_sample",
     "project",
@@ -94,6 +96,25 @@ class Restart:
     terms: tuple[float, float]  # a D(X), b D(Y) at the end
     n_epochs: int
     converged: bool
+
+
+def fitted_attributes(best: Restart) -> dict[str, Any]:
+    """The estimator's fitted attributes from the best restart (numpy, float64)."""
+    W = best.W.double().cpu().numpy()
+    return {
+        "components_": W,
+        "usage_target_": best.usage_target.double().cpu().numpy(),
+        "usage_background_": best.usage_background.double().cpu().numpy(),
+        "baseline_background_": best.baseline.double().cpu().numpy(),
+        "history_": best.history.as_dict(),
+        "objective_": best.objective,
+        "target_term_": best.terms[0],
+        "background_term_": best.terms[1],
+        "n_epochs_": best.n_epochs,
+        "n_iter_": best.n_epochs,
+        "converged_": best.converged,
+        "n_features_in_": W.shape[1],
+    }
 
 
 def init_sample(rt: Runtime, g: Group, rng: np.random.Generator) -> sp.csr_matrix:
