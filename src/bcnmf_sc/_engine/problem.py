@@ -20,11 +20,13 @@ import torch
 from ._dist import LocalComm
 from ._validation import check_matrix
 from .losses import EPS, Loss
+from .options import get_options
 from .rows import RowSource
 from .sparse import Batch, as_csr, make_batch
 
 __all__ = [
     "Group",
+    "block_rows",
     "Problem",
     "Role",
     "deviance_terms",
@@ -121,8 +123,12 @@ def null_profile(colsum: np.ndarray) -> np.ndarray:
     return colsum / colsum.sum()
 
 
-def block_rows(n_genes: int, window: int) -> int:
-    """Rows per block when a source is read in order (validation, sums): about 2M values."""
+def block_rows(n_genes: int, window: int | None = None) -> int:
+    """Rows per block when a source is read in order (validation, sums): about 2M values.
+
+    At most ``window`` rows (default the option ``window_rows``).
+    """
+    window = get_options().window_rows if window is None else window
     return min(window, max(1, 2_000_000 // max(n_genes, 1)))
 
 
@@ -184,7 +190,7 @@ def deviance_terms(
     """
     Wt = torch.as_tensor(np.asarray(W, dtype=np.float64))
     value = null = 0.0
-    for idx, block in src.blocks(block_rows(src.shape[1], 1 << 62)):
+    for idx, block in src.blocks(block_rows(src.shape[1])):
         X = sp.csr_matrix(block, dtype=np.float64)
         b = make_batch(X, idx, dtype=torch.float64, device=torch.device("cpu"))
         H = torch.as_tensor(np.asarray(usage[idx], dtype=np.float64))

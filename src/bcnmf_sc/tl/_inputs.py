@@ -22,7 +22,8 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from bcnmf_sc._engine.options import get_options
+from bcnmf_sc._engine._validation import LOSSES
+from bcnmf_sc._engine.problem import block_rows
 from bcnmf_sc._engine.rows import H5adRows, InMemoryRows, RowSource
 from bcnmf_sc._engine.sparse import as_csr
 
@@ -36,9 +37,6 @@ __all__ = [
     "resolve_groups",
     "resolve_mask",
 ]
-
-#: The losses tl accepts (the engine's).
-LOSSES = ("kl", "frobenius")
 
 
 @dataclass
@@ -154,8 +152,7 @@ def backed_source(adata: AnnData, layer: str | None) -> RowSource | None:
 
 def check_source(src: RowSource, loss: str, what: str) -> None:
     """:func:`check_values` over a row source, one block at a time (one pass)."""
-    step = min(get_options().window_rows, max(1, 2_000_000 // max(src.shape[1], 1)))
-    for _, block in src.blocks(step):
+    for _, block in src.blocks(block_rows(src.shape[1])):
         check_values(block, loss, what)
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from bcnmf_sc._engine import BcNMF, RowSource
 from bcnmf_sc._engine import evaluate as _scoring
+from bcnmf_sc._engine.problem import block_rows
 from bcnmf_sc._utils import default_topic_names
 
 from ._consensus import MIN_SIMILARITY, consensus_components
@@ -77,7 +78,7 @@ def _fit(X_t: RowSource, X_b: RowSource, k, alpha, seed, loss, engine: dict) -> 
 
 def _colsum(src: RowSource) -> np.ndarray:
     out = np.zeros(src.shape[1])
-    for _, block in src.blocks(max(1, 2_000_000 // max(src.shape[1], 1))):
+    for _, block in src.blocks(block_rows(src.shape[1])):
         out += np.asarray(block.sum(0, dtype=np.float64)).ravel()
     return out
 
