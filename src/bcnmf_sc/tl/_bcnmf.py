@@ -362,6 +362,8 @@ def _available(device: str) -> str:
     """``device`` when torch can use it here, else ``"auto"``."""
     import torch
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        return "auto"
-    return device if device.startswith(("cpu", "cuda")) else "auto"
+    if device.startswith("cuda"):
+        index = torch.device(device).index or 0
+        usable = torch.cuda.is_available() and index < torch.cuda.device_count()
+        return device if usable else "auto"
+    return "cpu" if device == "cpu" else "auto"
