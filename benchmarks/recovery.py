@@ -313,6 +313,7 @@ def run(args) -> list[dict]:
                     grid_rows = [evaluate(fit_cpca(prep, k, a), ad, kind, readouts)
                                  for a in grid]  # fmt: skip
                     best = []
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
                     for per_prog in zip(*grid_rows, strict=True):
                         r = {key: np.nanmax([g[key] for g in per_prog])
                              for key in per_prog[0] if key != "program"}  # fmt: skip
