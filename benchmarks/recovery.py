@@ -322,7 +322,17 @@ def run(args) -> list[dict]:
                     for r in best:
                         records.append(dict(r, family=name, seed=seed, K=k,
                                             method="cpca(best-of-grid, oracle)"))  # fmt: skip
+            if args.out:  # per-fit rows so far, so that an interrupted run keeps them
+                write_csv(records, Path(args.out).with_suffix(".csv"))
     return records
+
+
+def write_csv(records: list[dict], path: Path) -> None:
+    keys = sorted({k for r in records for k in r})
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(records)
 
 
 def summarise(records: list[dict], readouts: list[str]) -> str:
@@ -372,11 +382,20 @@ def main(argv=None):
     p.add_argument("--cpca-grid", default="0.5,1,2,5,10")
     p.add_argument("--out", default=None, help="write the table (.md) and per-fit CSV")
     p.add_argument("--list", action="store_true", help="list the families and exit")
+    p.add_argument("--from-csv", default=None, help="only print the table of a saved CSV")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.list:
         for name, f in families().items():
             print(f"{name:14s} [{f['kind']}] {f['what']}  kwargs={f['kwargs']}")
+        return
+    if args.from_csv:
+        with open(args.from_csv) as fh:
+            recs = [{k: (v if k in ("family", "program", "method") else float(v or "nan"))
+                     for k, v in r.items()} for r in csv.DictReader(fh)]  # fmt: skip
+        for r in recs:
+            r["K"], r["seed"] = int(r["K"]), int(r["seed"])
+        print(summarise(recs, args.readouts.split(",")))
         return
     seeds = set(map(int, args.seeds.split(",")))
     if seeds & set(HELD_OUT_SEEDS):
@@ -393,11 +412,7 @@ def main(argv=None):
         md.write_text(f"# Recovery suite\n\nCommand: `python benchmarks/recovery.py "
                       f"{' '.join(sys.argv[1:] if argv is None else argv)}`\n\n"
                       f"{header}\n\n{table}\n")  # fmt: skip
-        keys = sorted({k for r in records for k in r})
-        with out.with_suffix(".csv").open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            w.writerows(records)
+        write_csv(records, out.with_suffix(".csv"))
 
 
 if __name__ == "__main__":

@@ -58,3 +58,5 @@ def test_harness_runs_end_to_end(recovery, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| 2 | null | - | nmf | 1 |" in text
     assert out.exists() and out.with_suffix(".csv").exists()
+    recovery.main(["--from-csv", str(out.with_suffix(".csv"))])
+    assert "| 2 | null | - | nmf | 1 |" in capsys.readouterr().out
