@@ -1,5 +1,7 @@
-"""Bundled example data (no download): simulated counts, semi-synthetic PBMC counts, and the
-bcNMF paper's image demo."""
+"""Bundled example data (no download).
+
+Simulated counts, semi-synthetic PBMC counts, and the bcNMF paper's image demo.
+"""
 
 from ._families import simulation_families
 from ._image_demo import image_demo
