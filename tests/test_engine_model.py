@@ -155,6 +155,37 @@ def test_tol_zero_runs_all_epochs_without_a_warning():
     assert not m.converged_ and m.n_epochs_ == 3
 
 
+@pytest.mark.parametrize("loss", ["kl", "frobenius"])
+def test_cells_scaling_ignores_how_many_background_cells(loss):
+    """alpha_scaling="cells": every background cell twice leaves the fit unchanged."""
+    X, Y = _random_pair(seed=9)
+    kw = dict(alpha=1.5, solver="full", max_epochs=3, tol=0, dtype="float64", loss=loss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = BcNMF(3, alpha_scaling="cells", **kw).fit(X, Y)
+        b = BcNMF(3, alpha_scaling="cells", **kw).fit(X, sp.vstack([Y, Y]).tocsr())
+        c = BcNMF(3, alpha_scaling="raw", **kw).fit(X, Y)
+        d = BcNMF(3, alpha_scaling="raw", **kw).fit(X, sp.vstack([Y, Y]).tocsr())
+    np.testing.assert_allclose(a.history_["objective"], b.history_["objective"], rtol=1e-4)
+    scaled = np.abs(a.components_ - b.components_).max()
+    raw = np.abs(c.components_ - d.components_).max()
+    assert scaled < 0.05 * raw, (scaled, raw)
+
+
+@pytest.mark.parametrize(
+    ("loss", "scaling", "null_topic", "init"),
+    [("kl", "deviance", "background", "contrastive"), ("frobenius", "cells", "none", "nndsvda")],
+)
+def test_auto_settings_follow_the_loss(loss, scaling, null_topic, init):
+    X, Y = _random_pair(seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = BcNMF(2, loss=loss, solver="full", max_epochs=2).fit(X, Y)
+    assert (m.alpha_scaling_, m.null_topic_, m.init_) == (scaling, null_topic, init)
+    # without a null topic the background has no baseline weights to report
+    assert np.all(m.baseline_background_ == 0) == (null_topic == "none")
+
+
 def test_null_deviance_matches_direct_computation():
     X, _ = _random_pair(seed=8)
     Xd = X.toarray()
@@ -169,10 +200,11 @@ def test_deviance_scaling_makes_alpha_independent_of_depth(loss):
     """Sequencing the background 10x deeper leaves the fit unchanged (raw scaling does not)."""
     X, Y = _random_pair(seed=9)
     kw = dict(alpha=1.5, solver="full", max_epochs=3, tol=0, dtype="float64", loss=loss)
+    kw["null_topic"] = "background"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        a = BcNMF(3, **kw).fit(X, Y)
-        b = BcNMF(3, **kw).fit(X, Y * 10.0)
+        a = BcNMF(3, alpha_scaling="deviance", **kw).fit(X, Y)
+        b = BcNMF(3, alpha_scaling="deviance", **kw).fit(X, Y * 10.0)
         c = BcNMF(3, alpha_scaling="raw", **kw).fit(X, Y)
         d = BcNMF(3, alpha_scaling="raw", **kw).fit(X, Y * 10.0)
     # equal up to the tolerance of the inner usage solves ...

@@ -36,7 +36,8 @@ __all__ = [
 #: The losses the engine implements (see :mod:`~bcnmf_sc._engine.losses`).
 LOSSES = ("kl", "frobenius")
 SOLVERS = ("auto", "full", "minibatch")
-SCALINGS = ("deviance", "raw")
+SCALINGS = ("auto", "deviance", "cells", "raw")
+NULL_TOPICS = ("auto", "background", "none")
 INITS = ("auto", "contrastive", "nndsvda", "nndsvd", "random")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -17,7 +17,15 @@ import numpy as np
 from ._dist import LocalComm
 from .losses import get_loss
 from .options import get_options
-from .problem import deviance_terms, group_weights, null_profile, objective, summarise
+from .problem import (
+    deviance_terms,
+    group_weights,
+    null_profile,
+    objective,
+    resolve_null_topic,
+    resolve_scaling,
+    summarise,
+)
 from .rows import RowSource
 
 __all__ = ["Scores", "relative_loss", "score_components"]
@@ -54,11 +62,15 @@ def score_components(
     bg = summarise(background, "background", loss, comm=comm, window=window)
     H_t = project(W, target)
     H_b = project(W, background)
-    W_bg = np.vstack([W, null_profile(bg.colsum)[None, :]])
-    H_null = project(W_bg, background)
+    W_bg = W
+    H_null = H_b
+    if resolve_null_topic(params.get("null_topic", "auto"), params["loss"]) == "background":
+        W_bg = np.vstack([W, null_profile(bg.colsum)[None, :]])
+        H_null = project(W_bg, background)
     lt, _ = deviance_terms(target, H_t, W, loss, tgt.colsum)
     lb, _ = deviance_terms(background, H_null, W_bg, loss, bg.colsum)
-    a, b = group_weights((tgt.null, bg.null), params["alpha_scaling"])
+    scaling = resolve_scaling(params["alpha_scaling"], params["loss"])
+    a, b = group_weights((tgt.null, bg.null), scaling, (tgt.n, bg.n))
     value = objective((lt, lb), (a, float(params["alpha"]) * b))
     return Scores(H_t, H_b, (a * lt, b * lb), value)
 

@@ -17,6 +17,7 @@ from ._dist import LocalComm, TorchComm
 from ._validation import ConvergenceWarning, check_matrix, resolve_device
 from .evaluate import score_components
 from .options import get_options
+from .problem import resolve_null_topic, resolve_scaling
 from .projection import check_genes, normalised_components, projection_runtime
 from .rows import InMemoryRows, RowSource
 from .setup import prepare
@@ -42,12 +43,14 @@ class BcNMF:
     pushed away from structure the background explains as well, so the topics left are
     target-enriched gene programs.
 
-    The background model carries one fixed extra topic, the background's mean gene profile
-    ``p_Y`` with free per-cell weights ``s_Y`` (the null model). This bounds the background
-    term: however the topics move, the background is never fitted worse than by its null
-    model, so ``-alpha D(Y)`` cannot run to minus infinity (the failure of the published
-    KL updates) and "explain nothing in the background" stops paying off beyond that point.
-    The reported background usages use the K topics alone, like every other cell.
+    For the KL loss the background model carries one fixed extra topic, the background's
+    mean gene profile ``p_Y`` with free per-cell weights ``s_Y`` (the null model;
+    ``null_topic``). This bounds the background term: however the topics move, the
+    background is never fitted worse than by its null model, so ``-alpha D(Y)`` cannot run
+    to minus infinity (the failure of the published KL updates). The squared error is
+    bounded without it, and there it is off by default (it makes the background's mean
+    free for the topics, which then spend themselves on it: see the method page). The
+    reported background usages use the K topics alone, like every other cell.
 
     Parameters
     ----------
@@ -87,7 +90,8 @@ class BcNMF:
         around its floor stops. (The denominator keeps the criterion meaningful when the
         contrastive objective crosses zero.)
     init
-        ``"auto"`` (default): ``"contrastive"`` when ``alpha > 0``, else ``"nndsvda"``.
+        ``"auto"`` (default): ``"contrastive"`` for ``loss="kl"`` with ``alpha > 0``, else
+        ``"nndsvda"`` (the contrastive start is built from log-normalised counts).
         ``"contrastive"``: the non-negative parts of the leading contrastive principal
         directions of log-normalised target against background (cPCA), so the fit starts
         near the target-enriched structure instead of near the shared cell types (from
@@ -105,12 +109,22 @@ class BcNMF:
     progress
         Show a tqdm progress bar over epochs.
     alpha_scaling
-        ``"deviance"`` (default): ``a = 1 / D0(X)`` and ``b = 1 / D0(Y)``, where ``D0`` is
-        the loss of the rank-one null model (each cell's total times the set's mean gene
-        profile). Each term is then the fraction of its set's deviance left unexplained, so
-        the balance does not depend on cell numbers, sequencing depth or the loss.
-        ``"raw"``: ``a = b = 1``, the published objective, where the same ``alpha`` means
-        different things on different data.
+        ``"auto"`` (default): ``"deviance"`` for ``loss="kl"``, ``"cells"`` for
+        ``loss="frobenius"``. ``"deviance"``: ``a = 1 / D0(X)`` and ``b = 1 / D0(Y)``,
+        where ``D0`` is the loss of the rank-one null model (each cell's total times the
+        set's mean gene profile). Each term is then the fraction of its set's deviance left
+        unexplained, so the balance does not depend on cell numbers, sequencing depth or
+        the loss. ``"cells"``: ``a = 1 / n_X`` and ``b = 1 / n_Y``, the mean loss per cell
+        of each group, so ``alpha`` weighs a background cell against a target cell
+        whatever the group sizes. ``"raw"``: ``a = b = 1``, the published objective, where
+        the same ``alpha`` means different things on different data.
+    null_topic
+        ``"auto"`` (default): ``"background"`` for ``loss="kl"``, ``"none"`` for
+        ``loss="frobenius"``. ``"background"``: the background is fitted with the K topics
+        plus its fixed mean profile (see above). ``"none"``: with the K topics alone, as
+        published; for ``loss="kl"`` the background term is then bounded only by
+        ``w_floor``. The published objective is ``null_topic="none",
+        alpha_scaling="raw", init="random"``.
     w_floor
         KL only: every loading is kept at or above ``w_floor * p_j``, where ``p_j`` is gene
         j's share of all counts (target and background pooled), so zeros do not stick
@@ -171,6 +185,8 @@ class BcNMF:
         The weights ``a`` and ``b`` above.
     solver_ : str
         The solver that ran.
+    init_, alpha_scaling_, null_topic_ : str
+        The start, the scaling and the null-topic choice that ran (``"auto"`` resolved).
 
     Examples
     --------
@@ -193,6 +209,9 @@ class BcNMF:
     n_iter_: int
     converged_: bool
     n_features_in_: int
+    init_: str
+    alpha_scaling_: str
+    null_topic_: str
 
     #: Every constructor parameter, in order, with the rules its value must satisfy
     #: (checked by :meth:`_check_params` before anything is read).
@@ -213,6 +232,7 @@ class BcNMF:
         "dtype": (v.DTYPE,),
         "progress": (),
         "alpha_scaling": (v.one_of(v.SCALINGS),),
+        "null_topic": (v.one_of(v.NULL_TOPICS),),
         "w_floor": (v.real(lambda x: 0 <= x < 1, "w_floor must be in [0, 1), got {value!r}."),),
         "inner_iter": (v.integer(1, none=True),),
         "forget_factor": (
@@ -237,7 +257,8 @@ class BcNMF:
         device: str | torch.device = "auto",
         dtype: str = "float32",
         progress: bool = False,
-        alpha_scaling: str = "deviance",
+        alpha_scaling: str = "auto",
+        null_topic: str = "auto",
         w_floor: float = 1e-2,
         inner_iter: int | None = None,
         forget_factor: float = 0.1,
@@ -257,6 +278,7 @@ class BcNMF:
         self.dtype = dtype
         self.progress = progress
         self.alpha_scaling = alpha_scaling
+        self.null_topic = null_topic
         self.w_floor = w_floor
         self.inner_iter = inner_iter
         self.forget_factor = forget_factor
@@ -314,6 +336,8 @@ class BcNMF:
         self.device_, self.dtype_, self.loss_ = rt.device, rt.dtype, rt.loss
         self.scale_target_, self.scale_background_ = pb.target.weight, pb.background.weight
         self.init_ = plan.init
+        self.alpha_scaling_ = resolve_scaling(self.alpha_scaling, self.loss)
+        self.null_topic_ = resolve_null_topic(self.null_topic, self.loss)
         best = fit_restarts(rt, pb, plan, int(self.n_init), self.random_state)
         self._set_fitted(best, comm)
         return self

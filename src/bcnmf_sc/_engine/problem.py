@@ -42,8 +42,9 @@ Role = Literal["target", "background"]
 class Group:
     """One side of the contrast as the solver sees it.
 
-    ``role`` says which side: the background's basis carries one extra, fixed topic
-    (``profile``, its mean gene profile; the null model), the target's does not.
+    ``role`` says which side. With ``null_topic="background"`` the background's basis
+    carries one extra, fixed topic (``profile``, its mean gene profile; the null model);
+    the target's never does.
     """
 
     role: Role
@@ -54,7 +55,7 @@ class Group:
     weight: float = 1.0  # multiplies D(group | H W) in the objective: a or b
     offset: int = 0  # data-parallel: this process holds rows offset .. offset + n_local - 1
     n_total: int = 0  # ... of n_total rows (all processes together)
-    profile: torch.Tensor | None = None  # background only: the null-model topic
+    profile: torch.Tensor | None = None  # the null-model topic (background, or None)
     # usages of this process's rows (K columns, K + 1 for the background; set per restart)
     H: torch.Tensor = field(default_factory=lambda: torch.empty(0))
     cache: list[tuple[int, Batch | None]] = field(default_factory=list)
@@ -72,15 +73,14 @@ class Group:
         return self.source.n_obs
 
     def basis(self, W: torch.Tensor) -> torch.Tensor:
-        """The basis this group is fitted with: W, plus the null-model topic for the background."""
-        if not self.is_background:
+        """The basis this group is fitted with: W, plus its null-model topic if it has one."""
+        if self.profile is None:
             return W
-        assert self.profile is not None
         return torch.cat([W, self.profile[None, :]])
 
     def usage_scale(self, scale: torch.Tensor) -> torch.Tensor:
         """The factor usages take when W's rows are divided by ``scale``."""
-        return torch.cat([scale, scale.new_ones(1)]) if self.is_background else scale
+        return scale if self.profile is None else torch.cat([scale, scale.new_ones(1)])
 
 
 @dataclass
@@ -111,10 +111,38 @@ def objective(losses, coef) -> float:
     return coef[0] * losses[0] - coef[1] * losses[1]
 
 
-def group_weights(nulls: tuple[float, float], alpha_scaling: str) -> tuple[float, float]:
-    """``(a, b)``: ``1 / D0`` of each group (``"deviance"``) or ``(1, 1)`` (``"raw"``)."""
+def resolve_scaling(alpha_scaling: str, loss: str) -> str:
+    """``"auto"`` -> ``"deviance"`` for the KL loss, ``"cells"`` for the squared error."""
+    if alpha_scaling == "auto":
+        return "deviance" if loss == "kl" else "cells"
+    return alpha_scaling
+
+
+def resolve_null_topic(null_topic: str, loss: str) -> str:
+    """``"auto"`` -> ``"background"`` for the KL loss, ``"none"`` for the squared error.
+
+    The KL background term is unbounded without the null topic (the basis can predict
+    background-only genes at a vanishing rate); the squared error's is bounded by
+    ``||Y||^2 / 2`` already, and there the null topic makes the background's mean free
+    for the topics (see docs/method.md, "Why the image demo failed").
+    """
+    if null_topic == "auto":
+        return "background" if loss == "kl" else "none"
+    return null_topic
+
+
+def group_weights(
+    nulls: tuple[float, float], alpha_scaling: str, sizes: tuple[int, int] = (1, 1)
+) -> tuple[float, float]:
+    """``(a, b)``, the weights of the two terms, for a resolved ``alpha_scaling``.
+
+    ``"deviance"``: ``1 / D0`` of each group (``nulls``); ``"cells"``: ``1 / cells`` of
+    each group (``sizes``); ``"raw"``: ``(1, 1)``.
+    """
     if alpha_scaling == "deviance":
         return 1.0 / max(nulls[0], EPS), 1.0 / max(nulls[1], EPS)
+    if alpha_scaling == "cells":
+        return 1.0 / max(sizes[0], 1), 1.0 / max(sizes[1], 1)
     return 1.0, 1.0
 
 

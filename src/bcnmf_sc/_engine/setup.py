@@ -20,7 +20,14 @@ from ._dist import LocalComm
 from ._validation import resolve_device, resolve_dtype
 from .losses import EPS, get_loss
 from .options import Options
-from .problem import Problem, group_weights, null_profile, summarise
+from .problem import (
+    Problem,
+    group_weights,
+    null_profile,
+    resolve_null_topic,
+    resolve_scaling,
+    summarise,
+)
 from .rows import RowSource
 from .solver import Runtime
 from .training import Schedule
@@ -28,10 +35,14 @@ from .training import Schedule
 __all__ = ["choose_solver", "prepare", "resolve_init"]
 
 
-def resolve_init(init: str, alpha: float) -> str:
-    """``"auto"`` -> ``"contrastive"`` when ``alpha > 0``, else ``"nndsvda"``."""
+def resolve_init(init: str, alpha: float, loss: str = "kl") -> str:
+    """``"auto"`` -> ``"contrastive"`` for counts (KL) with ``alpha > 0``, else ``"nndsvda"``.
+
+    The contrastive start is built from log-normalised counts; for continuous data
+    (squared error) NNDSVDa of the target starts closer to what the contrast finds.
+    """
     if init == "auto":
-        return "contrastive" if alpha > 0 else "nndsvda"
+        return "contrastive" if alpha > 0 and loss == "kl" else "nndsvda"
     return init
 
 
@@ -115,8 +126,10 @@ def prepare(
     pooled = tgt.colsum + bg.colsum
     share = pooled / max(pooled.sum(), EPS)
     floor = params["w_floor"] * share if params["loss"] == "kl" else np.zeros_like(share)
-    tgt.weight, bg.weight = group_weights((tgt.null, bg.null), params["alpha_scaling"])
-    bg.profile = torch.as_tensor(null_profile(bg.colsum), dtype=rt.dtype).to(rt.device)
+    scaling = resolve_scaling(params["alpha_scaling"], params["loss"])
+    tgt.weight, bg.weight = group_weights((tgt.null, bg.null), scaling, (tgt.n, bg.n))
+    if resolve_null_topic(params["null_topic"], params["loss"]) == "background":
+        bg.profile = torch.as_tensor(null_profile(bg.colsum), dtype=rt.dtype).to(rt.device)
     pb = Problem(
         target=tgt,
         background=bg,
@@ -126,7 +139,7 @@ def prepare(
     full = solver == "full"
     plan = Schedule(
         n_components=k,
-        init=resolve_init(params["init"], params["alpha"]),
+        init=resolve_init(params["init"], params["alpha"], params["loss"]),
         full=full,
         max_epochs=params["max_epochs"] or (400 if full else 100),
         tol=params["tol"],

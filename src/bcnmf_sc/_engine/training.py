@@ -142,11 +142,11 @@ def init_sample(rt: Runtime, g: Group, rng: np.random.Generator) -> sp.csr_matri
 
 
 def init_usage(rt: Runtime, g: Group, k: int, rng: np.random.Generator) -> torch.Tensor:
-    """Initial usages (K columns, K + 1 for the background).
+    """Initial usages (K columns, K + 1 with a null-model topic).
 
     Each cell's total spread evenly, times uniform noise in [0.8, 1.2].
     """
-    k = k + g.is_background
+    k = k + (g.profile is not None)
     # the same random numbers as one draw for all cells; each process keeps its rows
     lo, hi = g.offset, g.offset + g.n_local
     U = np.empty((g.n_local, k))
@@ -330,7 +330,7 @@ def _finish(rt: Runtime, pb: Problem, W, history: History, converged: bool, plan
         W=W,
         usage_target=tgt.H,
         usage_background=usage_bg,
-        baseline=bg.H[:, k],
+        baseline=bg.H[:, k] if bg.profile is not None else torch.zeros_like(bg.H[:, 0]),
         history=history,
         objective=objective,
         terms=(tgt.weight * final[0], bg.weight * final[1]),
