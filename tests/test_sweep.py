@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -403,3 +405,38 @@ def test_sweep_streams_backed_data_and_matches_in_memory(tmp_path):
     num = [c for c in mem.columns if c != "converged"]
     pd.testing.assert_frame_equal(disk[num], mem[num], rtol=1e-6)
     backed.file.close()
+
+
+def test_heldout_loss_is_finite_when_a_gene_has_no_training_counts():
+    """A gene with counts only in held-out cells used to make the measure 0 (inf null)."""
+    from bcnmf_sc import BcNMF
+    from bcnmf_sc._engine import InMemoryRows
+    from bcnmf_sc.tl._sweep_measures import heldout_loss
+
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix(rng.poisson(2.0, size=(60, 30)).astype(float))
+    Y = sp.csr_matrix(rng.poisson(2.0, size=(40, 30)).astype(float))
+    X = X.tolil()
+    X[:40, 0] = 0  # gene 0: no counts in the training target cells ...
+    X[40:, 0] = 5  # ... and counts in every held-out cell
+    X = X.tocsr()
+    train, test = InMemoryRows(X[:40]), InMemoryRows(X[40:])
+    model = BcNMF(2, solver="full", max_epochs=20, random_state=0).fit_source(
+        train, InMemoryRows(Y)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no divide-by-zero either
+        value = heldout_loss(model, train, test, "kl")
+    assert np.isfinite(value) and 0 < value < 1.5
+    # the same as a direct computation with the smoothed null profile
+    usage = model.transform(X[40:])
+    M = usage @ model.components_
+    T = X[40:].toarray()
+    prof = np.asarray(X[:40].sum(0)).ravel() + 0.5
+    N = T.sum(1, keepdims=True) * prof / prof.sum()
+
+    def kl(A, B):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sum(np.where(A > 0, A * np.log(A / B), 0.0) - A + B)
+
+    assert value == pytest.approx(kl(T, M) / kl(T, N), rel=1e-4)

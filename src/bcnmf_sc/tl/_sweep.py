@@ -212,7 +212,9 @@ def bcnmf_sweep(
     ``heldout_target``
         The restart's seed refitted without the held-out target cells; the loss of the
         held-out cells (usages fitted to the fixed topics) as a fraction of the loss of
-        a null model (each cell's total times the training target cells' mean profile).
+        a null model (each cell's total times the training target cells' mean profile,
+        with half a count added to every gene, so that genes without counts in the
+        training cells keep the measure finite).
         Lower is better; it grows with ``alpha`` as topics give up shared structure.
     ``random_state``
         Seed of the restart measured.

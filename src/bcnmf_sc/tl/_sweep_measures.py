@@ -83,6 +83,25 @@ def _colsum(src: RowSource) -> np.ndarray:
     return out
 
 
+#: counts added to every gene of the held-out null model's profile: a gene without counts
+#: in the training target cells must not get a null rate of zero (an infinite null
+#: deviance made the held-out measure 0 whenever such a gene had counts in a test cell)
+NULL_PSEUDOCOUNT = 0.5
+
+
+def heldout_loss(model: BcNMF, train: RowSource, test: RowSource, loss: str) -> float:
+    """Held-out target loss relative to a null model fitted on the training cells.
+
+    The test cells are projected on the components of ``model`` (fitted on ``train``);
+    their loss is divided by the loss of the null model (each test cell's total times the
+    training target cells' mean profile, every gene given ``NULL_PSEUDOCOUNT`` counts),
+    so 1 means no better than the null model.
+    """
+    profile = _colsum(train) + NULL_PSEUDOCOUNT
+    usage = model.transform_source(test)
+    return _scoring.relative_loss(test, usage, model.components_, loss, profile)
+
+
 def evaluate(X_t, X_b, k, alpha, seeds, loss, engine, split, min_stability) -> dict:
     """Fit the restarts of one grid point and measure them (see :func:`bcnmf_sweep`)."""
     fits = [_fit(X_t, X_b, k, alpha, s, loss, engine) for s in seeds]
@@ -104,9 +123,7 @@ def evaluate(X_t, X_b, k, alpha, seeds, loss, engine, split, min_stability) -> d
     if split is not None:
         train, test = X_t.subset(rows=split[0]), X_t.subset(rows=split[1])
         mh = _fit(train, X_b, k, alpha, seeds[best], loss, engine)
-        heldout = _scoring.relative_loss(
-            test, mh.transform_source(test), mh.components_, loss, _colsum(train)
-        )
+        heldout = heldout_loss(mh, train, test, loss)
     return {
         "alpha": float(alpha),
         "n_topics": int(k),
