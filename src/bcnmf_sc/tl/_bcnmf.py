@@ -204,6 +204,105 @@ def _plain(v: Any):
     return v
 
 
+def _store_results(
+    adata: AnnData,
+    key_added: str,
+    model: BcNMF,
+    usage: np.ndarray,
+    *,
+    genes: np.ndarray,
+    mask_name: str | None,
+    is_tg: np.ndarray,
+    is_bg: np.ndarray,
+    tg: list,
+    bg: list,
+    background_key: str,
+    loss: str,
+    layer: str | None,
+    batch_size: int | None,
+    max_epochs: int | None,
+    tol: float,
+    n_init: int,
+    consensus: bool,
+    seeds: list,
+    random_state,
+    device,
+    engine_kwargs: Mapping[str, Any],
+    info: Mapping[str, Any] | None = None,
+    extra_params: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a fitted model's results into ``adata`` (the one writer of ``tl.bcnmf``).
+
+    ``usage`` holds every cell's usages (target, background and projected cells);
+    ``extra_params`` are added to ``params`` (the torchrun entry point records
+    ``n_processes``). Also used by :mod:`bcnmf_sc.distributed`.
+    """
+    K = int(usage.shape[1])
+    n_genes = int(genes.sum())
+    other = ~(is_tg | is_bg)
+    loadings = np.zeros((adata.n_vars, K))
+    loadings[genes] = model.components_.T
+    topics = [f"topic_{i + 1}" for i in range(K)]
+    enrichment = compare_usage(usage, is_tg, is_bg, topics, names=("target", "background"))
+    score = target_score(usage, score_weights(enrichment, topics))
+    if info is not None:  # per-topic stability, in the table's (sorted) order
+        stability = pd.Series(info["stability"], index=topics)
+        enrichment["stability"] = stability.reindex(enrichment.index).to_numpy()
+
+    engine = model.get_params()
+    params = {
+        "background_key": background_key,
+        "background": [_plain(v) for v in bg],
+        "target": [_plain(v) for v in tg],
+        "n_topics": K,
+        "alpha": float(model.alpha),
+        "loss": loss,
+        "layer": layer,
+        "mask_var": mask_name,
+        "n_genes_used": n_genes,
+        "batch_size": batch_size,
+        "max_epochs": max_epochs,
+        "tol": float(tol),
+        "n_init": int(n_init),
+        "consensus": bool(consensus),
+        "seeds": seeds if consensus else None,
+        "random_state": random_state,
+        "device": str(device),
+        "device_used": str(getattr(model, "device_", device)),
+        "solver": getattr(model, "solver_", engine.get("solver")),
+        "init": engine.get("init"),
+        "alpha_scaling": engine.get("alpha_scaling"),
+        "dtype": engine.get("dtype"),
+        "n_target": int(is_tg.sum()),
+        "n_background": int(is_bg.sum()),
+        "n_projected": int(other.sum()),
+        **{f"engine_{k}": v for k, v in engine_kwargs.items()},
+        **(extra_params or {}),
+    }
+    params = {k: _plain(v) for k, v in params.items() if v is not None}
+    history = {k: np.asarray(v, dtype=float) for k, v in model.history_.items()}
+
+    adata.obsm[f"X_{key_added}"] = usage
+    adata.varm[f"{key_added}_loadings"] = loadings
+    adata.obs[f"{key_added}_target_score"] = score
+    adata.uns[key_added] = {
+        "params": params,
+        "history": history,
+        "topics": topics,
+        "objective": float(model.objective_),
+        "n_epochs": int(model.n_epochs_),
+        "converged": bool(model.converged_),
+        "enrichment": enrichment,
+    }
+    if info is not None:
+        adata.uns[key_added]["consensus"] = {
+            "stability": np.asarray(info["stability"], dtype=float),
+            "n_kept": np.asarray(info["kept"].sum(1), dtype=int),
+            "objectives": np.asarray(info["objectives"], dtype=float),
+            "reference": int(info["reference"]),
+        }
+
+
 # ------------------------------------------------------------------------ bcnmf
 def bcnmf(
     adata: AnnData,
@@ -421,68 +520,33 @@ def bcnmf(
             if src is None
             else model.transform_source(src.subset(rows=other))
         )
-    loadings = np.zeros((adata.n_vars, K))
-    loadings[genes] = model.components_.T
-    topics = [f"topic_{i + 1}" for i in range(K)]
-    enrichment = compare_usage(usage, is_tg, is_bg, topics, names=("target", "background"))
-    score = target_score(usage, score_weights(enrichment, topics))
-    if info is not None:  # per-topic stability, in the table's (sorted) order
-        stability = pd.Series(info["stability"], index=topics)
-        enrichment["stability"] = stability.reindex(enrichment.index).to_numpy()
-
-    engine = model.get_params()
-    params = {
-        "background_key": background_key,
-        "background": [_plain(v) for v in bg],
-        "target": [_plain(v) for v in tg],
-        "n_topics": K,
-        "alpha": float(model.alpha),
-        "loss": loss,
-        "layer": layer,
-        "mask_var": mask_name,
-        "n_genes_used": n_genes,
-        "batch_size": batch_size,
-        "max_epochs": max_epochs,
-        "tol": float(tol),
-        "n_init": int(n_init),
-        "consensus": bool(consensus),
-        "seeds": seeds if consensus else None,
-        "random_state": random_state,
-        "device": str(device),
-        "device_used": str(getattr(model, "device_", device)),
-        "solver": getattr(model, "solver_", engine.get("solver")),
-        "init": engine.get("init"),
-        "alpha_scaling": engine.get("alpha_scaling"),
-        "dtype": engine.get("dtype"),
-        "n_target": int(is_tg.sum()),
-        "n_background": int(is_bg.sum()),
-        "n_projected": int(other.sum()),
-        **{f"engine_{k}": v for k, v in engine_kwargs.items()},
-    }
-    params = {k: _plain(v) for k, v in params.items() if v is not None}
-    history = {k: np.asarray(v, dtype=float) for k, v in model.history_.items()}
-
     if copy:
         adata = adata.copy()
-    adata.obsm[f"X_{key_added}"] = usage
-    adata.varm[f"{key_added}_loadings"] = loadings
-    adata.obs[f"{key_added}_target_score"] = score
-    adata.uns[key_added] = {
-        "params": params,
-        "history": history,
-        "topics": topics,
-        "objective": float(model.objective_),
-        "n_epochs": int(model.n_epochs_),
-        "converged": bool(model.converged_),
-        "enrichment": enrichment,
-    }
-    if info is not None:
-        adata.uns[key_added]["consensus"] = {
-            "stability": np.asarray(info["stability"], dtype=float),
-            "n_kept": np.asarray(info["kept"].sum(1), dtype=int),
-            "objectives": np.asarray(info["objectives"], dtype=float),
-            "reference": int(info["reference"]),
-        }
+    _store_results(
+        adata,
+        key_added,
+        model,
+        usage,
+        genes=genes,
+        mask_name=mask_name,
+        is_tg=is_tg,
+        is_bg=is_bg,
+        tg=tg,
+        bg=bg,
+        background_key=background_key,
+        loss=loss,
+        layer=layer,
+        batch_size=batch_size,
+        max_epochs=max_epochs,
+        tol=tol,
+        n_init=n_init,
+        consensus=consensus,
+        seeds=seeds,
+        random_state=random_state,
+        device=device,
+        engine_kwargs=engine_kwargs,
+        info=info,
+    )
     logg.info(
         "    finished",
         time=start,
