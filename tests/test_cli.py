@@ -51,7 +51,7 @@ def test_fit_end_to_end(h5ad, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--background", "ctrl"], "Unknown background"),
+        (["--background", "ctrl"], "--background: unknown value"),
         (["--background", "background", "--layer", "counts"], "counts"),
     ],
 )
