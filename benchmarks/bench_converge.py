@@ -42,28 +42,28 @@ from bench_scale import _n, generate  # noqa: E402
 
 def _variants():
     from bcnmf_sc import BcNMF
-    from bcnmf_sc._engine import model as engine
-
-    class Before(BcNMF):
-        """The minibatch solver before: statistics forgotten per epoch, plain target steps."""
-
-        def _solve(self, b, H, W, max_iter, tol):
-            if tol == 0.0 and b is not None:  # the target steps of a minibatch
-                for _ in range(max_iter):
-                    H = self.loss_.h_step(b, H, W)
-                return H
-            return super()._solve(b, H, W, max_iter, tol)
+    from bcnmf_sc._engine import engine_options, solver
 
     @contextlib.contextmanager
-    def per_epoch_forgetting():
-        old = engine._FORGET_CELLS
-        engine._FORGET_CELLS = float("inf")
-        try:
-            yield
-        finally:
-            engine._FORGET_CELLS = old
+    def before():
+        """The minibatch solver before: statistics forgotten per epoch, plain target steps."""
+        solve = solver.solve_usage
 
-    return {"before": (Before, per_epoch_forgetting), "now": (BcNMF, contextlib.nullcontext)}
+        def plain_target_steps(rt, b, H, W, max_iter, tol):
+            if tol == 0.0:  # the target steps of a minibatch
+                for _ in range(max_iter):
+                    H = rt.loss.h_step(b, H, W)
+                return H
+            return solve(rt, b, H, W, max_iter, tol)
+
+        solver.solve_usage = plain_target_steps
+        try:
+            with engine_options(forget_cells=float("inf")):
+                yield
+        finally:
+            solver.solve_usage = solve
+
+    return {"before": (BcNMF, before), "now": (BcNMF, contextlib.nullcontext)}
 
 
 def main():

@@ -35,14 +35,6 @@ GROUPS = ["--background-key", "condition", "--background", "background"]
 FAST = ["-k", "2", "--max-epochs", "2", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")

@@ -5,7 +5,7 @@ import pytest
 import scanpy as sc
 import scipy.sparse as sp
 
-from bcnmf_sc.datasets import pbmc_semisynthetic, simulate
+from bcnmf_sc.datasets import image_demo, pbmc_semisynthetic, simulate, simulation_families
 
 
 # ------------------------------------------------------------------ pbmc_semisynthetic
@@ -223,3 +223,146 @@ def test_simulate_seed_and_errors():
     assert "counts" in simulate(n_target=20, n_background=20, counts_layer=True).layers
     with pytest.raises(ValueError, match="n_genes=100 is too small"):
         simulate(n_genes=100)
+
+
+# ------------------------------------------------------------------ simulation families
+@pytest.mark.parametrize("name", sorted(simulation_families()))
+def test_family_shapes_and_ground_truth(name):
+    fam = simulation_families()[name]
+    kw = dict(fam["kwargs"])
+    n_t, n_b = kw.pop("n_target", 1000) // 5, kw.pop("n_background", 1000) // 5
+    ad = simulate(n_target=n_t, n_background=n_b, random_state=2, **kw)
+    assert ad.shape == (n_t + n_b, 1000)
+    target = (ad.obs["condition"] == "target").to_numpy()
+    assert target.sum() == n_t
+    assert {"condition", "cell_type"} <= set(ad.obs.columns)
+    assert {"program", "marker_of"} <= set(ad.var.columns)
+    progs = [c for c in ad.obs.columns if c.startswith("program_")]
+    if fam["kind"] == "program":
+        assert progs
+        for p in progs:
+            assert ad.obs[p].dtype == bool and not ad.obs[p].to_numpy()[~target].any()
+            assert ad.obs[p].to_numpy()[target].any()
+            assert (ad.var["program"] == p).sum() == 30
+    else:
+        assert not progs and not (ad.var["program"].astype(str).str.startswith("program")).any()
+    assert fam["what"] and fam["kind"] in {"program", "null", "composition"}
+
+
+def test_families_keep_the_default_simulation():
+    fams = simulation_families()
+    assert fams["default"]["kwargs"] == {}
+    assert len(fams) >= 11
+    fams["default"]["kwargs"]["n_target"] = 5  # a fresh copy each call
+    assert simulation_families()["default"]["kwargs"] == {}
+
+
+def _rel(ad):
+    X = ad.X.toarray().astype(np.float64)
+    return X / X.sum(1, keepdims=True)
+
+
+def test_null_family_conditions_share_one_distribution():
+    ad = simulate(n_target=2000, n_background=2000, random_state=0,
+                  **simulation_families()["null"]["kwargs"])  # fmt: skip
+    t = (ad.obs["condition"] == "target").to_numpy()
+    from scipy.stats import ttest_ind
+
+    rel = _rel(ad)
+    p = ttest_ind(rel[t], rel[~t], axis=0, equal_var=False).pvalue
+    p = p[np.isfinite(p)]
+    assert (p < 0.01).mean() < 0.03  # about 1% under the null
+    tot = np.asarray(ad.X.sum(1)).ravel()
+    assert np.median(tot[t]) / np.median(tot[~t]) == pytest.approx(1.0, abs=0.08)
+    share = ad.obs.groupby("condition", observed=True)["cell_type"].value_counts(normalize=True)
+    np.testing.assert_allclose(share["target"].sort_index(), share["background"].sort_index(),
+                               atol=0.04)  # fmt: skip
+    # and the same expected profile: the program-free simulation is the default one minus
+    # the program, so its target cells look like the default's background cells
+    assert ad.uns["simulation"]["n_programs"] == 0
+
+
+@pytest.mark.parametrize("name", ["depth", "depth_only"])
+def test_depth_families_double_the_target_depth(name):
+    ad = simulate(random_state=1, **simulation_families()[name]["kwargs"])
+    t = (ad.obs["condition"] == "target").to_numpy()
+    tot = np.asarray(ad.X.sum(1)).ravel()
+    assert tot[t].mean() / tot[~t].mean() == pytest.approx(2.0, rel=0.08)
+    assert np.median(tot[t]) / np.median(tot[~t]) == pytest.approx(2.0, rel=0.1)
+
+
+def test_depth_ratio_keeps_the_profile():
+    kw = dict(n_target=1500, n_background=1500, n_genes=300, n_markers=20, n_programs=0)
+    a = simulate(**kw, random_state=0)
+    b = simulate(**kw, depth_ratio=2.0, random_state=0)
+    # same cell types and libraries up to the factor: the same profiles, deeper
+    assert a.obs.equals(b.obs)
+    np.testing.assert_allclose(_rel(b)[:1500].mean(0), _rel(a)[:1500].mean(0), atol=2e-3)
+
+
+def test_composition_shift_proportions():
+    ad = simulate(n_target=3000, n_background=3000, random_state=0,
+                  **simulation_families()["composition"]["kwargs"])  # fmt: skip
+    t = (ad.obs["condition"] == "target").to_numpy()
+    is1 = (ad.obs["cell_type"] == "type_1").to_numpy()
+    assert is1[t].mean() == pytest.approx(0.5, abs=0.03)
+    assert is1[~t].mean() == pytest.approx(1 / 6, abs=0.02)
+    assert is1[t].mean() / is1[~t].mean() == pytest.approx(3.0, rel=0.15)
+    others = ad.obs.loc[t & ~is1, "cell_type"].value_counts(normalize=True)
+    np.testing.assert_allclose(others[others > 0], 0.2, atol=0.03)
+    with pytest.raises(ValueError, match="composition_shift factor"):
+        simulate(composition_shift=(0, 4.0))
+
+
+def test_program_in_one_cell_type():
+    ad = simulate(random_state=0, **simulation_families()["one_type"]["kwargs"])
+    on = ad.obs["program_1"].to_numpy()
+    assert on.any() and (ad.obs.loc[on, "cell_type"] == "type_1").all()
+    t1 = ((ad.obs["condition"] == "target") & (ad.obs["cell_type"] == "type_1")).to_numpy()
+    assert on[t1].mean() == pytest.approx(0.5, abs=0.08)
+    with pytest.raises(ValueError, match="program_cell_type"):
+        simulate(program_cell_type=4)
+
+
+def test_programs_of_different_strength():
+    ad = simulate(n_target=2000, n_background=500, dispersion=0.0, random_state=0,
+                  **simulation_families()["two_programs"]["kwargs"])  # fmt: skip
+    assert ad.uns["simulation"]["program_fold"] == [3.0, 1.8]
+    rel = _rel(ad)
+    t = (ad.obs["condition"] == "target").to_numpy()
+    ratios = []
+    for p in ("program_1", "program_2"):
+        on = ad.obs[p].to_numpy()
+        g = (ad.var["program"] == p).to_numpy()
+        ratios.append(rel[on][:, g].mean() / rel[t & ~on][:, g].mean())
+    assert ratios[0] == pytest.approx(3.0, rel=0.2)
+    assert ratios[1] == pytest.approx(1.8, rel=0.2)
+
+
+def test_weak_and_unbalanced_families():
+    fams = simulation_families()
+    weak = simulate(random_state=0, **fams["weak"]["kwargs"])
+    t = (weak.obs["condition"] == "target").to_numpy()
+    assert weak.obs["program_1"].to_numpy()[t].mean() == pytest.approx(0.1, abs=0.03)
+    assert weak.uns["simulation"]["program_fold"] == 1.5
+    kw = fams["unbalanced"]["kwargs"]
+    assert kw["n_background"] == 10 * kw["n_target"]
+
+
+# -------------------------------------------------------------------------- image_demo
+def test_image_demo():
+    ad = image_demo()
+    assert ad.shape == (350, 784)
+    assert list(ad.obs["condition"].cat.categories) == ["background", "target"]
+    t = (ad.obs["condition"] == "target").to_numpy()
+    assert t.sum() == 200 and t[:200].all()
+    assert ad.obs.loc[t, "digit"].value_counts().to_dict() == {"0": 100, "1": 100}
+    assert ad.obs.loc[~t, "digit"].isna().all()
+    X = np.asarray(ad.X)
+    assert X.dtype == np.float32 and X.min() == 0.0 and X.max() == 1.0
+    np.testing.assert_allclose(X * 255, np.round(X * 255), atol=1e-4)  # uint8 / 255
+    from bcnmf_sc.datasets._image_demo import DATA_DIR
+
+    licence = (DATA_DIR / "LICENSE-source").read_text()
+    assert "MIT License" in licence and "Yixuan Li" in licence
+    assert ad.uns["image_demo"]["image_shape"] == [28, 28]

@@ -78,18 +78,18 @@ def test_minibatch_and_full_batch_reach_the_same_objective():
     assert mini.objective_ == pytest.approx(full.objective_, rel=0.01)
 
 
-def test_short_forgetting_horizon_reaches_the_same_objective(monkeypatch):
-    # above _FORGET_CELLS cells the statistics that update W are forgotten over that many
+def test_short_forgetting_horizon_reaches_the_same_objective():
+    # above forget_cells cells the statistics that update W are forgotten over that many
     # cells instead of an epoch; shrink it to exercise that path on small data
-    from bcnmf_sc._engine import model as engine
+    from bcnmf_sc._engine import engine_options
 
     X, Y = _small_pair()
     kw = dict(alpha=0.5, dtype="float64", solver="minibatch", batch_size=100, tol=0)
     epoch = _fit(X, Y, 3, 0, max_epochs=60, **kw)
     # 3 batches instead of 5 (0.6% above here; statistics of fewer cells are noisier:
     # 2 batches end 1.5% above)
-    monkeypatch.setattr(engine, "_FORGET_CELLS", 300)
-    short = _fit(X, Y, 3, 0, max_epochs=60, **kw)
+    with engine_options(forget_cells=300):
+        short = _fit(X, Y, 3, 0, max_epochs=60, **kw)
     assert short.objective_ != epoch.objective_  # the horizon did change the fit
     assert short.objective_ == pytest.approx(epoch.objective_, rel=0.01)
     hist = np.array(short.history_["objective"])

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import bcnmf_sc as bc
 from bcnmf_sc.datasets import simulate
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny matrices: torch's intra-op threads only add overhead (a lot on a busy CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

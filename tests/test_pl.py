@@ -6,20 +6,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.colors as mcolors  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import scanpy as sc  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-import torch  # noqa: E402
-from anndata import AnnData  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.colors as mcolors
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+import scipy.sparse as sp
+import torch
+from anndata import AnnData
+from matplotlib import pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-import bcnmf_sc as bc  # noqa: E402
-from bcnmf_sc.datasets import simulate  # noqa: E402
+import bcnmf_sc as bc
+from bcnmf_sc.datasets import simulate
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),

@@ -14,8 +14,7 @@ import scipy.sparse as sp
 
 import bcnmf_sc as bc
 from bcnmf_sc import BcNMF
-from bcnmf_sc._engine import model as engine_model
-from bcnmf_sc._engine import sparse
+from bcnmf_sc._engine import engine_options, sparse
 from bcnmf_sc._engine.sparse import H5adRows, InMemoryRows, RowSource
 
 
@@ -31,12 +30,11 @@ class Counting(RowSource):
 
 
 @pytest.fixture
-def small_windows(monkeypatch):
+def small_windows():
     """Windows, shuffle blocks and the initialisation sample far below the data size, so
     the streaming code paths of large data run on small test data."""
-    monkeypatch.setattr(sparse, "WINDOW_ROWS", 256)
-    monkeypatch.setattr(sparse, "SHUFFLE_BLOCK", 16)
-    monkeypatch.setattr(engine_model, "_INIT_CELLS", 300)
+    with engine_options(window_rows=256, shuffle_block=16, init_cells=300):
+        yield
 
 
 def _adata(n_target=700, n_background=700, n_genes=240, seed=0):

@@ -6,21 +6,22 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from anndata import AnnData, read_h5ad  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
-from sklearn.cluster import KMeans  # noqa: E402
-from sklearn.metrics import adjusted_rand_score, roc_auc_score  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData, read_h5ad
+from matplotlib import pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
-import bcnmf_sc as bc  # noqa: E402
-from bcnmf_sc.datasets import simulate  # noqa: E402
-from bcnmf_sc.tl._consensus import consensus_components, relative_loss, restart_seeds  # noqa: E402
-from bcnmf_sc.tl._sweep import _COLUMNS, recommend  # noqa: E402
+import bcnmf_sc as bc
+from bcnmf_sc.datasets import simulate
+from bcnmf_sc.tl._consensus import consensus_components, relative_loss, restart_seeds
+from bcnmf_sc.tl._sweep import _COLUMNS, recommend
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
@@ -385,3 +386,20 @@ def test_bcnmf_consensus_bad_inputs(kwargs, match):
     with pytest.raises(ValueError, match=match):
         bc.tl.bcnmf(adata, "condition", "background", n_topics=2, **{**FAST, **kwargs})
     assert _state(adata) == before
+
+
+def test_sweep_streams_backed_data_and_matches_in_memory(tmp_path):
+    # a backed AnnData is read through the same row sources as tl.bcnmf: never into
+    # memory, and the same table as from the data in memory
+    adata = _sim()
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    path = tmp_path / "sim.h5ad"
+    adata.write_h5ad(path)
+    grid = {"alphas": (2,), "n_topics": (2,), "n_init": 2, "heldout": 0.1}
+    mem = bc.tl.bcnmf_sweep(adata, "condition", "background", **grid, **FAST)
+    backed = read_h5ad(path, backed="r")
+    disk = bc.tl.bcnmf_sweep(backed, "condition", "background", **grid, **FAST)
+    assert backed.isbacked
+    num = [c for c in mem.columns if c != "converged"]
+    pd.testing.assert_frame_equal(disk[num], mem[num], rtol=1e-6)
+    backed.file.close()

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-import torch
 from anndata import AnnData, read_h5ad
 from scipy.stats import ttest_ind
 from sklearn.metrics import roc_auc_score
@@ -21,15 +20,6 @@ pytestmark = [
 
 FAST = {"n_topics": 3, "max_epochs": 20, "progress": False, "device": "cpu"}
 TINY = {"n_topics": 2, "max_epochs": 3, "progress": False, "device": "cpu"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny matrices: torch's intra-op threads only add overhead (a lot on a busy CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _small(n_target=150, n_background=150, n_genes=200, seed=0) -> AnnData:

@@ -53,7 +53,7 @@ class UserError(Exception):
 class CliParser(argparse.ArgumentParser):
     """argparse, but its errors go through :func:`run_cli` (one line, no usage block)."""
 
-    def error(self, message: str):  # noqa: D102 - argparse API
+    def error(self, message: str):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
@@ -442,7 +442,7 @@ def run_cli(
         if debug:
             raise
         say(
-            f"internal error: {type(e).__name__}: {_one_line(e)} (rerun with --debug for the "
+            f"internal error: {type(e).__name__}: {_one_line(str(e))} (rerun with --debug for the "
             "traceback)"
         )
         return 1

@@ -1,4 +1,4 @@
-"""Private helpers shared by the ``get`` and ``pl`` namespaces."""
+"""Private helpers shared by the ``tl``, ``get`` and ``pl`` namespaces: topic names."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 from anndata import AnnData
 
-__all__ = ["resolve_topics", "topic_names"]
+__all__ = ["default_topic_names", "resolve_topics", "topic_names"]
+
+
+def default_topic_names(n_topics: int) -> list[str]:
+    """``topic_1``, ``topic_2``, ...: the names tl gives the topics of a fit."""
+    return [f"topic_{i + 1}" for i in range(n_topics)]
 
 
 def topic_names(adata: AnnData, key: str, n_topics: int) -> list[str]:
@@ -15,7 +20,7 @@ def topic_names(adata: AnnData, key: str, n_topics: int) -> list[str]:
     uns = adata.uns.get(key, {})
     names = list(uns.get("topics", [])) if hasattr(uns, "get") else []
     if len(names) != n_topics:
-        names = [f"topic_{i + 1}" for i in range(n_topics)]
+        names = default_topic_names(n_topics)
     return [str(n) for n in names]
 
 

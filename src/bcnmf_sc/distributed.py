@@ -1,4 +1,4 @@
-"""Data-parallel bcNMF on an ``.h5ad`` file with ``torch.distributed``, launched by torchrun.
+r"""Data-parallel bcNMF on an ``.h5ad`` file with ``torch.distributed``, launched by torchrun.
 
 Every process opens the file read-only, streams its own share of the cells from disk and
 trains on them; the statistics that update the gene loadings are summed over the
@@ -9,7 +9,7 @@ the results, as ``bc.tl.bcnmf`` leaves the AnnData (the input is never written).
 
 One machine, two processes on CPU (``gloo``)::
 
-    torchrun --standalone --nproc-per-node=2 -m bcnmf_sc.distributed atlas.h5ad \\
+    torchrun --standalone --nproc-per-node=2 -m bcnmf_sc.distributed atlas.h5ad \
         -o atlas_bcnmf.h5ad --background-key condition --background control -k 20
 
 One machine with 4 GPUs (``nccl``, one GPU per process; ``--device auto`` picks
@@ -21,8 +21,8 @@ Several machines (here 2 x 4 processes): run the same command on every machine, 
 file at the same path on each (a shared file system or a copy), and one machine's address
 as the rendezvous endpoint::
 
-    torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d \\
-        --rdzv-endpoint=node0.example.org:29400 --rdzv-id=bcnmf-atlas \\
+    torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d \
+        --rdzv-endpoint=node0.example.org:29400 --rdzv-id=bcnmf-atlas \
         -m bcnmf_sc.distributed /shared/atlas.h5ad -o /shared/atlas_bcnmf.h5ad ...
 
 Without torchrun (``python -m bcnmf_sc.distributed ...``) it runs as one process.
@@ -60,6 +60,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_results(path, adata, key: str) -> None:
-    """Write the results that :func:`_store_results` put in ``adata`` into the file ``path``."""
+    """Write the results that ``write_result`` put in ``adata`` into the file ``path``."""
     import h5py
     from anndata.io import write_elem
 
@@ -127,8 +128,9 @@ def _main(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
     from ._engine import BcNMF
-    from ._engine.sparse import H5adRows
-    from .tl._bcnmf import _check_source, _resolve_groups, _resolve_mask, _store_results
+    from ._engine.rows import H5adRows, RowSource
+    from .tl._inputs import Inputs, check_source, resolve_groups, resolve_mask
+    from .tl._outputs import fit_params, fit_result, write_result
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -148,8 +150,8 @@ def _main(args: argparse.Namespace) -> None:
             var = anndata.io.read_elem(f["var"])
             meta = anndata.AnnData(obs=obs, var=var)
             bg_vals, tg_vals = resolve_labels(meta.obs, args, args.input)
-            is_tg, is_bg, tg, bg = _resolve_groups(meta, args.background_key, bg_vals, tg_vals)
-            genes, mask_name = _resolve_mask(meta, args.mask_var)
+            is_tg, is_bg, tg, bg = resolve_groups(meta, args.background_key, bg_vals, tg_vals)
+            genes, mask_name = resolve_mask(meta, args.mask_var)
             n_max = min(int(is_tg.sum()), int(genes.sum()))
             if args.n_topics > n_max:  # tl.bcnmf's check, before anything is read
                 raise UserError(
@@ -157,14 +159,14 @@ def _main(args: argparse.Namespace) -> None:
                     f"cells x {int(genes.sum())} genes; use at most {n_max}"
                 )
             key = "X" if args.layer is None else f"layers/{args.layer}"
-            src = H5adRows(f, key)
+            src: RowSource = H5adRows(f, key)
             if src.shape != (meta.n_obs, meta.n_vars):
                 raise ValueError(f"{key} has shape {src.shape}, obs x var is {meta.shape}.")
             if not genes.all():
                 src = src.subset(cols=genes)
             other = ~(is_tg | is_bg)
             shards = [np.array_split(np.flatnonzero(m), world)[rank] for m in (is_tg, is_bg, other)]
-            _check_source(src.subset(rows=shards[2]), args.loss, "The data")
+            check_source(src.subset(rows=shards[2]), args.loss, "The data")
             kwargs = {} if args.alpha is None else {"alpha": args.alpha}
             engine_kwargs = {} if args.dtype is None else {"dtype": args.dtype}
             model = BcNMF(
@@ -196,26 +198,20 @@ def _main(args: argparse.Namespace) -> None:
                 own.append(model.transform_source(src.subset(rows=shards[2])))
         if world > 1:
             group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
-            gathered = [None] * world if rank == 0 else None
+            gathered: list[Any] | None = [None] * world if rank == 0 else None
             dist.gather_object(own, gathered, dst=0, group=group)
         else:
             gathered = [own]
         if rank == 0:
             usage = np.zeros((meta.n_obs, args.n_topics))
             for j, mask in enumerate((is_tg, is_bg, other)):
-                usage[mask] = np.vstack([g[j] for g in gathered])
-            _store_results(
-                meta,
-                args.key_added,
+                usage[mask] = np.vstack([g[j] for g in gathered or ()])
+            inputs = Inputs(is_tg, is_bg, tg, bg, genes, mask_name, src)
+            params = fit_params(
+                inputs,
                 model,
-                usage,
-                genes=genes,
-                mask_name=mask_name,
-                is_tg=is_tg,
-                is_bg=is_bg,
-                tg=tg,
-                bg=bg,
                 background_key=args.background_key,
+                n_topics=args.n_topics,
                 loss=args.loss,
                 layer=args.layer,
                 batch_size=args.batch_size,
@@ -223,12 +219,21 @@ def _main(args: argparse.Namespace) -> None:
                 tol=args.tol,
                 n_init=args.n_init,
                 consensus=False,
-                seeds=[args.seed],
+                seeds=None,
                 random_state=args.seed,
                 device=args.device,
-                engine_kwargs=engine_kwargs,
-                extra_params={"n_processes": world},
+                n_processes=world,
             )
+            result = fit_result(
+                model,
+                usage,
+                is_target=is_tg,
+                is_background=is_bg,
+                genes=genes,
+                params=params,
+                engine_kwargs=engine_kwargs,
+            )
+            write_result(meta, args.key_added, result)
             with atomic_output(args.output, overwrite=args.overwrite) as tmp:
                 shutil.copyfile(args.input, tmp)
                 _add_results(tmp, meta, args.key_added)

@@ -30,11 +30,10 @@ def _randomized_svd(X: sp.csr_matrix, k: int, rng: np.random.Generator, n_iter: 
     return U[:, :k] * signs[:k], s[:k], Vt[:k] * signs[:k, None]
 
 
-def _nndsvd(X: sp.csr_matrix, k: int, rng: np.random.Generator):
+def _nndsvd(X: sp.csr_matrix, k: int, rng: np.random.Generator) -> np.ndarray:
+    """The NNDSVD basis ``W`` (K x g; zeros where NNDSVD puts them), from a randomised SVD."""
     U, S, V = _randomized_svd(X, k, rng)
-    H = np.zeros((X.shape[0], k))
     W = np.zeros((k, X.shape[1]))
-    H[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
     W[0] = np.sqrt(S[0]) * np.abs(V[0])
     for j in range(1, k):
         x, y = U[:, j], V[j]
@@ -44,13 +43,11 @@ def _nndsvd(X: sp.csr_matrix, k: int, rng: np.random.Generator):
         ypn, ynn = np.linalg.norm(yp), np.linalg.norm(yn)
         mp, mn = xpn * ypn, xnn * ynn
         if mp > mn:
-            u, v, sigma = xp / max(xpn, 1e-300), yp / max(ypn, 1e-300), mp
+            v, sigma = yp / max(ypn, 1e-300), mp
         else:
-            u, v, sigma = xn / max(xnn, 1e-300), yn / max(ynn, 1e-300), mn
-        lbd = np.sqrt(S[j] * sigma)
-        H[:, j] = lbd * u
-        W[j] = lbd * v
-    return H, W
+            v, sigma = yn / max(ynn, 1e-300), mn
+        W[j] = np.sqrt(S[j] * sigma) * v
+    return W
 
 
 def init_components(
@@ -70,10 +67,12 @@ def init_components(
     X
         The target matrix (cells x genes).
     method
-        ``"nndsvda"``: NNDSVD with zeros filled by the mean (good default);
-        ``"nndsvd"``: NNDSVD with a tiny floor; ``"random"``: uniform random;
         ``"contrastive"``: non-negative parts of the contrastive principal directions of
-        ``X`` against ``Y`` (see :func:`contrastive_components`).
+        ``X`` against ``Y`` (see :func:`contrastive_components`; what ``BcNMF`` uses by
+        default when ``alpha > 0``); ``"nndsvda"``: NNDSVD with zeros filled by the mean
+        of the NNDSVD basis (``BcNMF``'s default when ``alpha = 0``); ``"nndsvd"``:
+        NNDSVD with a tiny floor; ``"random"``: uniform random. There is no default here:
+        the estimator resolves ``init="auto"``.
     perturb
         Multiply by log-normal noise (used by restarts after the first, so that
         ``n_init`` explores different starting points even with a deterministic method).
@@ -85,7 +84,7 @@ def init_components(
         W = contrastive_components(X, Y, k, alpha=alpha, rng=rng)
     elif method in ("nndsvd", "nndsvda"):
         Xf = X.astype(np.float64)
-        _, W = _nndsvd(Xf, k, rng)
+        W = _nndsvd(Xf, k, rng)
         if method == "nndsvda":
             mean = W.mean() if W.mean() > 0 else 1.0
             W[W <= 0] = mean
@@ -111,7 +110,7 @@ def _log_normalised(X: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def _cov_operator(X: sp.csr_matrix):
-    """v -> Cov(X) v without densifying X, and the trace of Cov(X)."""
+    """V -> Cov(X) v without densifying X, and the trace of Cov(X)."""
     n = X.shape[0]
     mean = np.asarray(X.mean(0)).ravel()
     sq = np.asarray(X.multiply(X).sum(0)).ravel() / n
@@ -141,8 +140,8 @@ def contrastive_components(
     The top-k eigenvectors of ``Cov(X)/tr Cov(X) - alpha * Cov(Y)/tr Cov(Y)`` on
     log-normalised data (contrastive PCA, Abid et al. 2018), found by subspace iteration
     with sparse products; each eigenvector keeps its larger signed part (as NNDSVD does)
-    and is filled with the mean where zero. With ``alpha=0`` these are the principal
-    directions of the target alone.
+    and is filled with 0.1 times the mean of that part where zero. With ``alpha=0`` these
+    are the principal directions of the target alone.
     """
     Xn, Yn = _log_normalised(X), _log_normalised(Y)
     cx, tx = _cov_operator(Xn)

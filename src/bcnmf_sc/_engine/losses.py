@@ -12,13 +12,15 @@ solver can combine them; everything is O(nnz * K + (n + g) * K^2).
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from .sparse import Batch, sddmm
 
-__all__ = ["KLLoss", "FrobeniusLoss", "get_loss"]
+__all__ = ["EPS", "FrobeniusLoss", "KLLoss", "Loss", "get_loss"]
 
 EPS = 1e-12
 # usages are kept above this so that multiplicative updates can revive them (an exact
@@ -26,9 +28,32 @@ EPS = 1e-12
 H_MIN = 1e-30
 
 
+class Loss(Protocol):
+    """What the solver needs of a loss (see the module docstring)."""
+
+    name: str
+
+    def h_step(self, b: Batch, H: torch.Tensor, W: torch.Tensor) -> torch.Tensor: ...
+
+    def h_step_loss(
+        self, b: Batch, H: torch.Tensor, W: torch.Tensor, power: float = 1.0
+    ) -> tuple[torch.Tensor, float]: ...
+
+    def stats(
+        self, b: Batch, H: torch.Tensor, W: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, float]: ...
+
+    def loss(self, b: Batch, H: torch.Tensor, W: torch.Tensor) -> float: ...
+
+    def null_deviance(self, X: sp.csr_matrix, colsum: np.ndarray) -> float: ...
+
+
 def _kl_value(b: Batch, mu: torch.Tensor, hsum: torch.Tensor, wsum: torch.Tensor) -> float:
-    """``D(X | M)`` from the model values ``mu`` at the non-zeros and the all-ones product
-    ``sum(M) = hsum . wsum`` (usage column sums times component row sums)."""
+    """``D(X | M)`` from the model at the non-zeros and the all-ones product.
+
+    ``mu`` holds the model values at the non-zeros; ``sum(M) = hsum . wsum`` (usage
+    column sums times component row sums).
+    """
     return (
         b.xlogx - float(torch.dot(b.values, torch.log(mu))) - b.xsum + float(torch.dot(hsum, wsum))
     )
@@ -140,7 +165,8 @@ def _row_totals(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return r, np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
 
 
-def get_loss(name: str):
+def get_loss(name: str) -> Loss:
+    """The loss called ``name`` (``"kl"`` or ``"frobenius"``)."""
     if name == "kl":
         return KLLoss()
     if name == "frobenius":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -23,8 +25,11 @@ def simulate(
     shared_program_fold: float | None = None,
     n_programs: int = 1,
     n_program_genes: int = 30,
-    program_fold: float = 3.0,
-    program_fraction: float = 0.5,
+    program_fold: float | Sequence[float] = 3.0,
+    program_fraction: float | Sequence[float] = 0.5,
+    program_cell_type: int | None = None,
+    composition_shift: tuple[int, float] | None = None,
+    depth_ratio: float = 1.0,
     library_size: float = 2000.0,
     library_sd: float = 0.4,
     dispersion: float = 0.2,
@@ -60,9 +65,28 @@ def simulate(
         all cells, target and background.
     n_programs, n_program_genes, program_fold, program_fraction
         Target-only structure: the planted programs, their genes, fold change, and the
-        fraction of target cells in which each is active.
+        fraction of target cells in which each is active. ``program_fold`` and
+        ``program_fraction`` may be sequences, one value per program (programs of
+        different strength). ``n_programs=0`` with the other defaults is a null: target
+        and background cells are drawn from the same distribution.
+    program_cell_type
+        Restrict the planted programs to the target cells of one cell type (0-based index;
+        ``type_{program_cell_type + 1}`` in ``obs["cell_type"]``): ``program_fraction``
+        is then the fraction of *that type's* target cells in which a program is active.
+        Default: all cell types.
+    composition_shift
+        ``(cell_type, factor)``: in the *target* the proportion of this cell type (0-based)
+        is ``factor`` times its background proportion ``1 / n_cell_types``; the other
+        types share the rest equally. Needs ``factor < n_cell_types``. Default: the
+        same proportions in both conditions. Both conditions are then drawn with
+        ``Generator.choice``, so the random stream differs from the default.
+    depth_ratio
+        Target cells are sequenced ``depth_ratio`` times deeper: their library sizes are
+        multiplied by it (profiles unchanged), so their total counts are about
+        ``depth_ratio`` times the background's.
     library_size, library_sd
-        Median total count per cell and its log-scale spread.
+        Median total count per cell (of background cells, and of target cells when
+        ``depth_ratio`` is 1) and its log-scale spread.
     dispersion
         Negative-binomial over-dispersion (0 gives Poisson).
     counts_layer
@@ -79,6 +103,18 @@ def simulate(
     ``marker_of``: the cell type a gene marks or "none").
     """
     rng = np.random.default_rng(random_state)
+    folds = np.broadcast_to(np.asarray(program_fold, dtype=float), (n_programs,)).copy()
+    fractions = np.broadcast_to(np.asarray(program_fraction, dtype=float), (n_programs,)).copy()
+    if program_cell_type is not None and not 0 <= int(program_cell_type) < n_cell_types:
+        raise ValueError(f"program_cell_type must be in [0, {n_cell_types}).")
+    if not depth_ratio > 0:
+        raise ValueError("depth_ratio must be positive.")
+    if composition_shift is not None:
+        shift_type, shift_factor = int(composition_shift[0]), float(composition_shift[1])
+        if not 0 <= shift_type < n_cell_types:
+            raise ValueError(f"composition_shift cell type must be in [0, {n_cell_types}).")
+        if not 0 < shift_factor < n_cell_types:
+            raise ValueError(f"composition_shift factor must be in (0, {n_cell_types}).")
     n_prog_all = n_programs + n_shared_programs
     shared_fold = program_fold if shared_program_fold is None else shared_program_fold
     n_special = n_cell_types * n_markers + n_prog_all * n_program_genes
@@ -94,23 +130,36 @@ def simulate(
     prog_all = genes[n_cell_types * n_markers : n_special].reshape(n_prog_all, n_program_genes)
     prog, shared = prog_all[:n_programs], prog_all[n_programs:]
 
-    cell_type = rng.integers(n_cell_types, size=n)
+    if composition_shift is None:
+        cell_type = rng.integers(n_cell_types, size=n)
+    else:
+        p_bg = np.full(n_cell_types, 1.0 / n_cell_types)
+        p_tg = np.full(n_cell_types, (1.0 - shift_factor / n_cell_types) / (n_cell_types - 1))
+        p_tg[shift_type] = shift_factor / n_cell_types
+        cell_type = np.r_[
+            rng.choice(n_cell_types, size=n_target, p=p_tg),
+            rng.choice(n_cell_types, size=n_background, p=p_bg),
+        ]
     is_target = np.zeros(n, dtype=bool)
     is_target[:n_target] = True
     active = np.zeros((n, n_programs), dtype=bool)
-    active[:n_target] = rng.random((n_target, n_programs)) < program_fraction
+    active[:n_target] = rng.random((n_target, n_programs)) < fractions
+    if program_cell_type is not None:
+        active &= (cell_type == int(program_cell_type))[:, None]
     shared_active = rng.random((n, n_shared_programs)) < shared_program_fraction
 
     fold = np.ones((n, n_genes))
     for t in range(n_cell_types):
         fold[np.ix_(cell_type == t, markers[t])] *= cell_type_fold
     for p in range(n_programs):
-        fold[np.ix_(active[:, p], prog[p])] *= program_fold
+        fold[np.ix_(active[:, p], prog[p])] *= folds[p]
     for p in range(n_shared_programs):
         fold[np.ix_(shared_active[:, p], shared[p])] *= shared_fold
     profile = base[None, :] * fold
     profile /= profile.sum(1, keepdims=True)
     lib = library_size * np.exp(library_sd * rng.standard_normal(n))
+    if depth_ratio != 1.0:
+        lib[:n_target] *= depth_ratio
     mu = lib[:, None] * profile
     if dispersion > 0:
         shape = 1.0 / dispersion
@@ -159,8 +208,13 @@ def simulate(
         "shared_program_fraction": shared_program_fraction,
         "shared_program_fold": shared_fold,
         "n_program_genes": n_program_genes,
-        "program_fold": program_fold,
-        "program_fraction": program_fraction,
+        "program_fold": program_fold if np.isscalar(program_fold) else folds.tolist(),
+        "program_fraction": (
+            program_fraction if np.isscalar(program_fraction) else fractions.tolist()
+        ),
+        "program_cell_type": program_cell_type,
+        "composition_shift": None if composition_shift is None else list(composition_shift),
+        "depth_ratio": depth_ratio,
         "library_size": library_size,
         "dispersion": dispersion,
         "random_state": random_state if isinstance(random_state, int) else None,

@@ -11,6 +11,7 @@ from matplotlib import rcParams
 from scanpy.plotting import palettes
 
 from . import _utils as u
+from ._docs import doc_adata, doc_key, doc_params, doc_save, doc_show
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -29,6 +30,7 @@ def _stars(p: float) -> str:
     return "***" if p < 0.001 else "**" if p < 0.01 else "*"
 
 
+@doc_params(adata=doc_adata, key=doc_key, show=doc_show, save=doc_save("bcnmf_topic_enrichment"))
 def topic_enrichment(
     adata,
     *,
@@ -53,10 +55,8 @@ def topic_enrichment(
 
     Parameters
     ----------
-    adata
-        Data on which :func:`bcnmf_sc.tl.bcnmf` was run.
-    key
-        The ``key_added`` of that run.
+    {adata}
+    {key}
     n_topics
         Show only the first ``n_topics`` rows of the table (the most target-enriched);
         default all (a number above the number of topics shows all).
@@ -82,12 +82,8 @@ def topic_enrichment(
         column, or ``pval_cutoff``).
     ax
         Axes to draw into; default a new figure.
-    show
-        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
-    save
-        Save as scanpy does: ``True`` writes
-        ``{settings.figdir}/bcnmf_topic_enrichment.{settings.file_format_figs}``; a string
-        is appended to that name (``"_x.png"`` also sets the format).
+    {show}
+    {save}
     return_fig
         Return the Figure instead of the Axes.
 

@@ -12,8 +12,10 @@ import scipy.sparse as sp
 from anndata import AnnData
 from matplotlib import rcParams
 
-from .. import get
+from bcnmf_sc import get
+
 from . import _utils as u
+from ._docs import doc_adata, doc_key, doc_params, doc_save, doc_show, doc_topics
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -25,6 +27,13 @@ __all__ = ["gene_loadings"]
 _KINDS = ("ranking", "heatmap", "dotplot")
 
 
+@doc_params(
+    adata=doc_adata,
+    key=doc_key,
+    topics=doc_topics,
+    show=doc_show,
+    save=doc_save("bcnmf_gene_loadings_{kind}", what=" the figure"),
+)
 def gene_loadings(
     adata: AnnData,
     *,
@@ -51,12 +60,9 @@ def gene_loadings(
 
     Parameters
     ----------
-    adata
-        Data on which :func:`bcnmf_sc.tl.bcnmf` was run.
-    key
-        The ``key_added`` of that run.
-    topics
-        Topic names (``"topic_1"``...) or 0-based positions; default all topics.
+    {adata}
+    {key}
+    {topics}
     n_genes
         Top genes per topic (genes with zero loading are never shown).
     kind
@@ -84,12 +90,8 @@ def gene_loadings(
         ``kind="ranking"``: panels per row.
     ax
         Axes to draw into: for ``"ranking"`` only when a single topic is drawn.
-    show
-        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
-    save
-        Save the figure as scanpy does: ``True`` writes
-        ``{settings.figdir}/bcnmf_gene_loadings_{kind}.{settings.file_format_figs}``; a
-        string is appended to that name (``"_x.png"`` also sets the format).
+    {show}
+    {save}
     return_fig
         Return the Figure (``"ranking"``, ``"heatmap"``) or the unrendered
         :class:`scanpy.pl.DotPlot` (``"dotplot"``; ``save`` is then ignored, as in scanpy).

@@ -11,6 +11,7 @@ from anndata import AnnData
 from matplotlib import rcParams
 
 from . import _utils as u
+from ._docs import doc_key, doc_params, doc_save, doc_show
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -53,6 +54,7 @@ def _sweep_result(adata: AnnData, key: str) -> tuple[pd.DataFrame, Mapping]:
     return table, rec if isinstance(rec, Mapping) else {}
 
 
+@doc_params(key=doc_key, show=doc_show, save=doc_save("bcnmf_sweep"))
 def sweep(
     adata: AnnData,
     *,
@@ -78,8 +80,7 @@ def sweep(
     ----------
     adata
         Data on which :func:`bcnmf_sc.tl.bcnmf_sweep` was run.
-    key
-        The ``key_added`` of that run.
+    {key}
     metrics
         Column(s) of the sweep table to draw, one panel each; any of
         ``"target_score_effect"``, ``"target_score_share"``, ``"background_explained"``,
@@ -90,12 +91,8 @@ def sweep(
         Panels per row.
     ax
         Draw a single metric into this Axes.
-    show
-        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
-    save
-        Save as scanpy does: ``True`` writes
-        ``{settings.figdir}/bcnmf_sweep.{settings.file_format_figs}``; a string is appended
-        to that name (``"_x.png"`` also sets the format).
+    {show}
+    {save}
     return_fig
         Return the Figure.
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib import rcParams
 
 from . import _utils as u
+from ._docs import doc_adata, doc_key, doc_params, doc_save, doc_show
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -21,6 +22,7 @@ _TERMS = (
 )
 
 
+@doc_params(adata=doc_adata, key=doc_key, show=doc_show, save=doc_save("bcnmf_training"))
 def training(
     adata,
     *,
@@ -39,19 +41,13 @@ def training(
 
     Parameters
     ----------
-    adata
-        Data on which :func:`bcnmf_sc.tl.bcnmf` was run.
-    key
-        The ``key_added`` of that run.
+    {adata}
+    {key}
     ax
         Draw the three curves into this one Axes (with a legend) instead of three panels
         (objective, target term, background term) side by side.
-    show
-        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
-    save
-        Save as scanpy does: ``True`` writes
-        ``{settings.figdir}/bcnmf_training.{settings.file_format_figs}``; a string is
-        appended to that name (``"_x.png"`` also sets the format).
+    {show}
+    {save}
     return_fig
         Return the Figure.
 
@@ -74,7 +70,7 @@ def training(
         bc.pl.training(adata)
     """
     uns = u.check_result(adata, key, need=("uns",))
-    hist = uns.get("history")
+    hist: Any = uns.get("history")
     if not hasattr(hist, "get") or len(np.atleast_1d(hist.get("objective", []))) == 0:
         raise ValueError(
             f".uns[{key!r}]['history'] holds no per-epoch objective; refit with "

@@ -12,8 +12,10 @@ from anndata import AnnData
 from matplotlib import rcParams
 from matplotlib.ticker import MaxNLocator
 
-from ..tl._enrichment import usage_proportions
+from bcnmf_sc.tl._enrichment import usage_proportions
+
 from . import _utils as u
+from ._docs import doc_adata, doc_key, doc_params, doc_save, doc_show, doc_topics
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -35,6 +37,13 @@ def _value_label(proportions: bool) -> str:
     return "usage proportion" if proportions else "usage"
 
 
+@doc_params(
+    adata=doc_adata,
+    key=doc_key,
+    topics=doc_topics,
+    show=doc_show,
+    save=doc_save("bcnmf_usage_{kind}_{groupby}"),
+)
 def usage(
     adata: AnnData,
     *,
@@ -58,15 +67,12 @@ def usage(
 
     Parameters
     ----------
-    adata
-        Data on which :func:`bcnmf_sc.tl.bcnmf` was run.
-    key
-        The ``key_added`` of that run.
+    {adata}
+    {key}
     groupby
         Column of ``adata.obs`` to group cells by (its colours in
         ``adata.uns[f"{groupby}_colors"]`` are used when present).
-    topics
-        Topic names (``"topic_1"``...) or 0-based positions; default all topics.
+    {topics}
     kind
         ``"violin"``: one panel per topic, titled with the topic name, with a violin per
         group (:func:`scanpy.pl.violin`); ``"matrix"``: mean usage of each topic (columns)
@@ -79,12 +85,8 @@ def usage(
         ``"violin"``: panels per row.
     ax
         Axes to draw into: for ``"violin"`` only when a single topic is drawn.
-    show
-        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
-    save
-        Save as scanpy does: ``True`` writes
-        ``{settings.figdir}/bcnmf_usage_{kind}_{groupby}.{settings.file_format_figs}``; a
-        string is appended to that name (``"_x.png"`` also sets the format).
+    {show}
+    {save}
     return_fig
         Return the Figure (``"violin"``) or the unrendered :class:`scanpy.pl.MatrixPlot`
         (``"matrix"``; ``save`` is then ignored, as in scanpy).
@@ -191,6 +193,7 @@ def _basis_key(adata: AnnData, basis: str) -> str:
     )
 
 
+@doc_params(topics=doc_topics, show=doc_show, save=doc_save("bcnmf_topics_{basis}"))
 def topics(
     adata: AnnData,
     *,
@@ -221,8 +224,7 @@ def topics(
         ``X_`` prefix); its first two columns are drawn.
     key
         The ``key_added`` of the bcNMF run.
-    topics
-        Topic names (``"topic_1"``...) or 0-based positions; default all topics.
+    {topics}
     proportions
         Colour by per-cell usage proportions instead of raw usages.
     ncols
@@ -231,12 +233,8 @@ def topics(
         Colormap (default scanpy's).
     ax
         Axes to draw into, only when a single topic is drawn.
-    show
-        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
-    save
-        Save as scanpy does: ``True`` writes
-        ``{settings.figdir}/bcnmf_topics_{basis}.{settings.file_format_figs}``; a string is
-        appended to that name (``"_x.png"`` also sets the format).
+    {show}
+    {save}
     return_fig
         Return the Figure.
     **kwds

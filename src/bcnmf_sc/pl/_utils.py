@@ -14,11 +14,11 @@ from scanpy import logging as logg
 from scanpy import settings
 from scanpy.plotting import palettes
 
-from .._utils import resolve_topics, topic_names
+from bcnmf_sc._utils import resolve_topics, topic_names
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure, SubFigure
 
 _WHAT = {
     "uns": lambda key: f".uns[{key!r}]",
@@ -117,7 +117,7 @@ def single_ax(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Ax
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
         return fig, ax
-    return ax.figure, ax
+    return ax.figure, ax  # type: ignore[return-value]
 
 
 def savefig_or_show(
@@ -157,7 +157,7 @@ def savefig_or_show(
 
 
 def finish(
-    fig: Figure,
+    fig: Figure | SubFigure,
     axes,
     writekey: str,
     *,
@@ -166,7 +166,7 @@ def finish(
     return_fig: bool = False,
 ):
     """Save/show, then return the Figure (``return_fig``), the Axes (not shown) or None."""
-    shown = savefig_or_show(writekey, fig, show=show, save=save)
+    shown = savefig_or_show(writekey, fig, show=show, save=save)  # type: ignore[arg-type]
     if return_fig:
         return fig
     if not shown:

@@ -8,302 +8,52 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._engine import BcNMF
-from .._engine import sparse as _sparse
+from bcnmf_sc._engine import BcNMF
+
 from ._consensus import consensus_model, restart_seeds
-from ._enrichment import compare_usage, score_weights, target_score
+from ._enrichment import score_weights, target_score
+from ._inputs import (
+    LOSSES,
+    matrix_source,
+    prepare_inputs,
+)
+from ._outputs import fit_params, fit_result, write_result
 
 __all__ = ["bcnmf", "bcnmf_transform"]
 
-_LOSSES = ("kl", "frobenius")
 # BcNMF parameters that tl.bcnmf sets from its own keyword arguments
 _ENGINE_SET = (
     "n_components alpha loss batch_size max_epochs tol n_init random_state device progress"
 ).split()
 
 
-# ----------------------------------------------------------------------- helpers
-def _get_matrix(adata: AnnData, layer: str | None):
-    if layer is None:
-        X = adata.X
-        if X is None:
-            raise ValueError("adata.X is empty; pass layer= to use a layer with counts.")
-        return X
-    if not isinstance(layer, str) or layer not in adata.layers:
-        raise KeyError(f"Layer {layer!r} not found; available layers: {list(adata.layers)}.")
-    return adata.layers[layer]
-
-
-def _as_csr_or_dense(X):
-    """CSR for sparse input, a plain ndarray otherwise (views, matrices and backed data).
-
-    Backed data normally streams from disk (:func:`_backed_source`); only what cannot
-    (a CSC matrix) is read into memory here. The file is only read, never written.
-    """
-    if hasattr(X, "to_memory"):  # anndata's backed CSR/CSC datasets
-        X = X.to_memory()
-    elif type(X).__module__.startswith("h5py"):  # a backed dense matrix
-        X = X[()]
-    if sp.issparse(X):
-        return sp.csr_matrix(X)
-    if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
-        X = X.toarray()
-    return np.asarray(X)
-
-
-def _check_values(X, loss: str, what: str) -> None:
-    data = X.data if sp.issparse(X) else X
-    if data.size == 0:
-        return
-    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
-        raise ValueError(f"{what} must hold real numbers, got dtype {data.dtype}.")
-    if not np.all(np.isfinite(data)):
-        raise ValueError(f"{what} contains NaN or infinite values; remove or impute them first.")
-    lo = data.min()
-    if lo < 0:
-        hint = (
-            "loss='kl' expects raw counts (e.g. layer='counts')"
-            if loss == "kl"
-            else "loss='frobenius' needs non-negative data such as log1p-normalised counts "
-            "(not scaled or centred data)"
-        )
-        raise ValueError(
-            f"{what} contains negative values (min {lo:.3g}); NMF needs non-negative data: "
-            f"{hint}. Use raw counts with loss='kl', or non-negative normalised data with "
-            "loss='frobenius'."
-        )
-
-
-def _backed_source(adata: AnnData, layer: str | None) -> _sparse.RowSource | None:
-    """Rows of the on-disk ``.X`` of a backed AnnData, or ``None`` (not backed, a layer).
-
-    Nothing is read here. In backed mode only ``.X`` stays on disk (anndata reads layers
-    into memory). A CSC matrix cannot be read by rows: it is read into memory as before.
-    """
-    if not adata.isbacked:
-        return None
-    if adata.is_view:  # anndata cannot add results to a backed view without a new file
-        raise ValueError(
-            "Results cannot be written into a view of a backed AnnData (anndata would have "
-            "to copy it to a new file). Pass the backed AnnData itself and choose cells with "
-            "background= / target=, or load the view with .to_memory()."
-        )
-    if layer is not None:
-        return None
-    X = adata.X  # anndata's backed dataset: a handle, nothing is read
-    if getattr(X, "format", None) == "csc":
-        logg.warning(
-            "the backed .X is stored as CSC (by genes) and is read into memory; write it as "
-            "CSR (adata.X = adata.X.tocsr()) to stream it from disk"
-        )
-        return None
-    if getattr(X, "format", None) != "csr" and not type(X).__module__.startswith("h5py"):
-        return None
-    return _sparse.H5adRows(X)
-
-
-def _check_source(src: _sparse.RowSource, loss: str, what: str) -> None:
-    """:func:`_check_values` over a row source, one block at a time (one pass)."""
-    step = min(_sparse.WINDOW_ROWS, max(1, 2_000_000 // max(src.shape[1], 1)))
-    for _, block in src.blocks(step):
-        _check_values(block, loss, what)
-
-
-def _resolve_mask(adata: AnnData, mask_var) -> tuple[np.ndarray, str | None]:
-    """Boolean gene mask and the name to record (``None`` for all genes or a custom mask)."""
-    if mask_var is None:
-        if "highly_variable" in adata.var.columns:
-            mask_var = "highly_variable"
-        else:
-            return np.ones(adata.n_vars, dtype=bool), None
-    if isinstance(mask_var, str):
-        if mask_var not in adata.var.columns:
-            raise KeyError(
-                f"mask_var {mask_var!r} is not a column of adata.var; "
-                f"available: {list(adata.var.columns)}."
-            )
-        col = adata.var[mask_var]
-        if not pd.api.types.is_bool_dtype(col):
-            raise ValueError(f"adata.var[{mask_var!r}] must be boolean, got dtype {col.dtype}.")
-        mask, name = col.to_numpy(dtype=bool), mask_var
-    else:
-        mask = np.asarray(mask_var)
-        if mask.dtype != bool or mask.shape != (adata.n_vars,):
-            raise ValueError(
-                f"mask_var must be a var column name or a boolean array of length "
-                f"{adata.n_vars}, got {mask.dtype} array of shape {mask.shape}."
-            )
-        name = "custom"
-    if not mask.any():
-        raise ValueError("mask_var selects no genes.")
-    return mask, name
-
-
-def _as_list(values) -> list:
-    if values is None:
-        return []
-    if isinstance(values, str | bool | np.bool_) or not isinstance(values, Sequence | np.ndarray):
-        return [values]
-    return list(values)
-
-
-def _resolve_groups(
-    adata: AnnData, background_key: str, background, target
-) -> tuple[np.ndarray, np.ndarray, list, list]:
-    """Masks of target and background cells and the category lists."""
-    if not isinstance(background_key, str) or background_key not in adata.obs.columns:
-        raise KeyError(
-            f"background_key {background_key!r} is not a column of adata.obs; "
-            f"available columns: {list(adata.obs.columns)}."
-        )
-    col = adata.obs[background_key]
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        present = list(col.cat.categories)  # declared categories; empty ones fail below
-    else:
-        present = list(pd.unique(col.dropna()))
-    if pd.api.types.is_bool_dtype(col) and background is None and target is None:
-        background, target = [False], [True]
-    if background is None:
-        raise ValueError(
-            f"Pass background= (one or more of {present}) to say which cells of "
-            f"{background_key!r} are the background."
-        )
-    bg = _as_list(background)
-    tg = _as_list(target)
-    for name, vals in (("background", bg), ("target", tg)):
-        unknown = [v for v in vals if v not in present]
-        if unknown:
-            raise ValueError(
-                f"Unknown {name} categories {unknown} in adata.obs[{background_key!r}]; "
-                f"available: {present}."
-            )
-    if target is None:
-        observed = set(pd.unique(col.dropna()))
-        tg = [c for c in present if c not in bg and c in observed]
-    overlap = [v for v in tg if v in bg]
-    if overlap:
-        raise ValueError(f"Categories {overlap} are both target and background.")
-    is_bg = col.isin(bg).to_numpy(dtype=bool)
-    is_tg = col.isin(tg).to_numpy(dtype=bool)
-    if not is_tg.any():
-        raise ValueError(f"The target group ({tg}) has no cells.")
-    if not is_bg.any():
-        raise ValueError(f"The background group ({bg}) has no cells.")
-    return is_tg, is_bg, tg, bg
-
-
-def _plain(v: Any):
-    """Numpy scalars -> Python scalars so params stay h5ad-friendly."""
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def _store_results(
-    adata: AnnData,
-    key_added: str,
-    model: BcNMF,
-    usage: np.ndarray,
-    *,
-    genes: np.ndarray,
-    mask_name: str | None,
-    is_tg: np.ndarray,
-    is_bg: np.ndarray,
-    tg: list,
-    bg: list,
-    background_key: str,
-    loss: str,
-    layer: str | None,
-    batch_size: int | None,
-    max_epochs: int | None,
-    tol: float,
-    n_init: int,
-    consensus: bool,
-    seeds: list,
-    random_state,
-    device,
-    engine_kwargs: Mapping[str, Any],
-    info: Mapping[str, Any] | None = None,
-    extra_params: Mapping[str, Any] | None = None,
-) -> None:
-    """Write a fitted model's results into ``adata`` (the one writer of ``tl.bcnmf``).
-
-    ``usage`` holds every cell's usages (target, background and projected cells);
-    ``extra_params`` are added to ``params`` (the torchrun entry point records
-    ``n_processes``). Also used by :mod:`bcnmf_sc.distributed`.
-    """
-    K = int(usage.shape[1])
-    n_genes = int(genes.sum())
-    other = ~(is_tg | is_bg)
-    loadings = np.zeros((adata.n_vars, K))
-    loadings[genes] = model.components_.T
-    topics = [f"topic_{i + 1}" for i in range(K)]
-    enrichment = compare_usage(usage, is_tg, is_bg, topics, names=("target", "background"))
-    score = target_score(usage, score_weights(enrichment, topics))
-    if info is not None:  # per-topic stability, in the table's (sorted) order
-        stability = pd.Series(info["stability"], index=topics)
-        enrichment["stability"] = stability.reindex(enrichment.index).to_numpy()
-
-    engine = model.get_params()
-    params = {
-        "background_key": background_key,
-        "background": [_plain(v) for v in bg],
-        "target": [_plain(v) for v in tg],
-        "n_topics": K,
-        "alpha": float(model.alpha),
-        "loss": loss,
-        "layer": layer,
-        "mask_var": mask_name,
-        "n_genes_used": n_genes,
-        "batch_size": batch_size,
-        "max_epochs": max_epochs,
-        "tol": float(tol),
-        "n_init": int(n_init),
-        "consensus": bool(consensus),
-        "seeds": seeds if consensus else None,
-        "random_state": random_state,
-        "device": str(device),
-        "device_used": str(getattr(model, "device_", device)),
-        "solver": getattr(model, "solver_", engine.get("solver")),
-        "init": engine.get("init"),
-        "alpha_scaling": engine.get("alpha_scaling"),
-        "dtype": engine.get("dtype"),
-        "n_target": int(is_tg.sum()),
-        "n_background": int(is_bg.sum()),
-        "n_projected": int(other.sum()),
-        **{f"engine_{k}": v for k, v in engine_kwargs.items()},
-        **(extra_params or {}),
-    }
-    params = {k: _plain(v) for k, v in params.items() if v is not None}
-    history = {k: np.asarray(v, dtype=float) for k, v in model.history_.items()}
-
-    adata.obsm[f"X_{key_added}"] = usage
-    adata.varm[f"{key_added}_loadings"] = loadings
-    adata.obs[f"{key_added}_target_score"] = score
-    adata.uns[key_added] = {
-        "params": params,
-        "history": history,
-        "topics": topics,
-        "objective": float(model.objective_),
-        "n_epochs": int(model.n_epochs_),
-        "converged": bool(model.converged_),
-        "enrichment": enrichment,
-    }
-    if info is not None:
-        adata.uns[key_added]["consensus"] = {
-            "stability": np.asarray(info["stability"], dtype=float),
-            "n_kept": np.asarray(info["kept"].sum(1), dtype=int),
-            "objectives": np.asarray(info["objectives"], dtype=float),
-            "reference": int(info["reference"]),
-        }
-
-
 # ------------------------------------------------------------------------ bcnmf
+def _check_args(key_added, loss, alpha, n_topics, consensus, n_init) -> None:
+    """The checks of :func:`bcnmf`'s arguments that need no data."""
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
+    if loss not in LOSSES:
+        raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
+    if alpha is not None and (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, numbers.Real)
+        or not math.isfinite(alpha)
+        or alpha < 0
+    ):
+        raise ValueError(f"alpha must be a finite number >= 0 or None, got {alpha!r}.")
+    if isinstance(n_topics, bool) or not isinstance(n_topics, numbers.Integral) or n_topics < 1:
+        raise ValueError(f"n_topics must be an integer >= 1, got {n_topics!r}.")
+    if consensus and (
+        isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral) or n_init < 2
+    ):
+        raise ValueError(
+            f"consensus=True combines restarts: n_init must be an integer >= 2, got {n_init!r}."
+        )
+
+
 def bcnmf(
     adata: AnnData,
     background_key: str,
@@ -427,47 +177,23 @@ def bcnmf(
     >>> adata.uns["bcnmf"]["enrichment"].head()  # doctest: +SKIP
     """
     # ---- validate everything before touching adata
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
-    if loss not in _LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}: use one of {_LOSSES}.")
-    if alpha is not None and (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, numbers.Real)
-        or not math.isfinite(alpha)
-        or alpha < 0
-    ):
-        raise ValueError(f"alpha must be a finite number >= 0 or None, got {alpha!r}.")
-    if isinstance(n_topics, bool) or not isinstance(n_topics, numbers.Integral) or n_topics < 1:
-        raise ValueError(f"n_topics must be an integer >= 1, got {n_topics!r}.")
-    if consensus and (
-        isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral) or n_init < 2
-    ):
-        raise ValueError(
-            f"consensus=True combines restarts: n_init must be an integer >= 2, got {n_init!r}."
-        )
+    _check_args(key_added, loss, alpha, n_topics, consensus, n_init)
     engine_kwargs = dict(engine_kwargs or {})
     clash = sorted(set(engine_kwargs) & set(_ENGINE_SET))
     if clash:
         raise ValueError(f"engine_kwargs cannot set {clash}; use the keyword arguments.")
-    is_tg, is_bg, tg, bg = _resolve_groups(adata, background_key, background, target)
-    src = _backed_source(adata, layer)
-    X = _get_matrix(adata, layer) if src is None else None
-    genes, mask_name = _resolve_mask(adata, mask_var)
-    n_genes = int(genes.sum())
-    if n_topics > min(int(is_tg.sum()), n_genes):
-        raise ValueError(
-            f"n_topics={n_topics} is too large for {int(is_tg.sum())} target cells x "
-            f"{n_genes} genes; use at most {min(int(is_tg.sum()), n_genes)}."
-        )
-    if src is None:
-        X = _as_csr_or_dense(X)
-        X = X[:, genes] if not genes.all() else X
-        _check_values(X, loss, "The data" if layer is None else f"Layer {layer!r}")
-    else:  # backed: rows stream from the file, never all at once
-        src = src.subset(cols=genes) if not genes.all() else src
-        _check_source(src, loss, "The data")
 
+    def check_k(n_target: int, n_genes: int) -> None:
+        if n_topics > min(n_target, n_genes):
+            raise ValueError(
+                f"n_topics={n_topics} is too large for {n_target} target cells x "
+                f"{n_genes} genes; use at most {min(n_target, n_genes)}."
+            )
+
+    inp = prepare_inputs(
+        adata, background_key, background, target,
+        layer=layer, mask_var=mask_var, loss=loss, check=check_k,
+    )  # fmt: skip
     kwargs: dict[str, Any] = {} if alpha is None else {"alpha": float(alpha)}
     seeds = restart_seeds(random_state, int(n_init)) if consensus else [random_state]
     model = BcNMF(
@@ -484,80 +210,64 @@ def bcnmf(
         **engine_kwargs,
     )
     start = logg.info(
-        f"computing bcNMF with {n_topics} topics on {int(is_tg.sum())} target vs "
-        f"{int(is_bg.sum())} background cells x {n_genes} genes"
+        f"computing bcNMF with {n_topics} topics on {inp.n_target} target vs "
+        f"{int(inp.is_background.sum())} background cells x {inp.n_genes} genes"
     )
-    runs = []
+    data = (inp.rows(inp.is_target), inp.rows(inp.is_background))
+    model, info = _fit_runs(model, seeds, data, consensus)
+
+    # ---- assemble results, then write
+    usage = np.zeros((adata.n_obs, int(n_topics)))
+    usage[inp.is_target] = model.usage_target_
+    usage[inp.is_background] = model.usage_background_
+    if inp.other.any():
+        usage[inp.other] = model.transform_source(inp.rows(inp.other))
+    params = fit_params(
+        inp, model, background_key=background_key, n_topics=n_topics, loss=loss,
+        layer=layer, batch_size=batch_size, max_epochs=max_epochs, tol=tol, n_init=n_init,
+        consensus=consensus, seeds=seeds, random_state=random_state, device=device,
+    )  # fmt: skip
+    result = fit_result(
+        model,
+        usage,
+        is_target=inp.is_target,
+        is_background=inp.is_background,
+        genes=inp.genes,
+        params=params,
+        engine_kwargs=engine_kwargs,
+        consensus=info,
+    )
+    if copy:
+        adata = adata.copy()
+    write_result(adata, key_added, result)
+    logg.info("    finished", time=start, deep=_added(key_added))
+    return adata if copy else None
+
+
+def _added(key: str) -> str:
+    return (
+        f"added\n    .obsm['X_{key}'], topic usages\n"
+        f"    .varm['{key}_loadings'], gene loadings\n"
+        f"    .obs['{key}_target_score'], share of usage specific to the target\n"
+        f"    .uns['{key}'], params, history and enrichment"
+    )
+
+
+def _fit_runs(model: BcNMF, seeds: list, data: tuple, consensus: bool):
+    """Fit ``model`` (one seed), or its restarts and their consensus: ``(model, info)``."""
+    runs: list[BcNMF] = []
     for seed in seeds:  # one fit, or the restarts of a consensus
         run = model if not runs else BcNMF(**{**model.get_params(), "random_state": seed})
-        if src is None:
-            run.fit(X[is_tg], X[is_bg])
-        else:
-            run.fit_source(src.subset(rows=is_tg), src.subset(rows=is_bg))
-        runs.append(run)
+        runs.append(run.fit_source(*data))
     info = None
     if consensus:
-        data = (
-            (X[is_tg], X[is_bg])
-            if src is None
-            else (src.subset(rows=is_tg), src.subset(rows=is_bg))
-        )
         model, info = consensus_model(runs, *data)
         logg.info(
             f"    consensus of {len(runs)} restarts: topic stability "
             f"{info['stability'].min():.3f} to {info['stability'].max():.3f}"
         )
-    other = ~(is_tg | is_bg)
 
-    # ---- assemble results, then write
-    K = int(n_topics)
-    usage = np.zeros((adata.n_obs, K))
-    usage[is_tg] = model.usage_target_
-    usage[is_bg] = model.usage_background_
-    if other.any():
-        usage[other] = (
-            model.transform(X[other])
-            if src is None
-            else model.transform_source(src.subset(rows=other))
-        )
-    if copy:
-        adata = adata.copy()
-    _store_results(
-        adata,
-        key_added,
-        model,
-        usage,
-        genes=genes,
-        mask_name=mask_name,
-        is_tg=is_tg,
-        is_bg=is_bg,
-        tg=tg,
-        bg=bg,
-        background_key=background_key,
-        loss=loss,
-        layer=layer,
-        batch_size=batch_size,
-        max_epochs=max_epochs,
-        tol=tol,
-        n_init=n_init,
-        consensus=consensus,
-        seeds=seeds,
-        random_state=random_state,
-        device=device,
-        engine_kwargs=engine_kwargs,
-        info=info,
-    )
-    logg.info(
-        "    finished",
-        time=start,
-        deep=(
-            f"added\n    .obsm['X_{key_added}'], topic usages\n"
-            f"    .varm['{key_added}_loadings'], gene loadings\n"
-            f"    .obs['{key_added}_target_score'], share of usage specific to the target\n"
-            f"    .uns['{key_added}'], params, history and enrichment"
-        ),
-    )
-    return adata if copy else None
+    return model, info
 
 
 # -------------------------------------------------------------------- transform
@@ -611,16 +321,10 @@ def bcnmf_transform(
         )
     W = L[loaded][found].T  # K x matched genes
     W = W / np.maximum(W.sum(1, keepdims=True), 1e-12)
-    model = BcNMF.from_components(W, loss=loss)
-    src = _backed_source(adata_query, layer)
-    if src is None:
-        X = _as_csr_or_dense(_get_matrix(adata_query, layer))[:, pos[found]]
-        _check_values(X, loss, "The query data")
-        usage = model.transform(X)
-    else:  # backed query: stream it
-        src = src.subset(cols=pos[found])
-        _check_source(src, loss, "The query data")
-        usage = model.transform_source(src)
+    device = params.get("device_used", "auto")  # the reference's device, where it is here
+    model = BcNMF.from_components(W, loss=loss, device=_available(str(device)))
+    src = matrix_source(adata_query, layer, pos[found], loss, "The query data")
+    usage = model.transform_source(src)
     topics = list(adata_reference.uns[key].get("topics", []))
     enr = adata_reference.uns[key].get("enrichment")
     weights = np.zeros(W.shape[0])
@@ -632,3 +336,14 @@ def bcnmf_transform(
         f"projected {adata_query.n_obs} cells onto {W.shape[0]} topics "
         f"using {int(found.sum())} of {len(ref_genes)} genes"
     )
+
+
+def _available(device: str) -> str:
+    """``device`` when torch can use it here, else ``"auto"``."""
+    import torch
+
+    if device.startswith("cuda"):
+        index = torch.device(device).index or 0
+        usable = torch.cuda.is_available() and index < torch.cuda.device_count()
+        return device if usable else "auto"
+    return "cpu" if device == "cpu" else "auto"

@@ -1,4 +1,4 @@
-"""Consensus topics from several restarts: matching, outlier removal, stability, losses.
+"""Consensus topics from several restarts: matching, outlier removal, stability.
 
 Restarts of an NMF give the same topics in a different order and with small differences;
 a topic that only one seed finds is an artefact of that seed. The functions here match
@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
-from .._engine import BcNMF, InMemoryRows, RowSource
-from .._engine.losses import get_loss
-from .._engine.sparse import as_csr
+from bcnmf_sc._engine import BcNMF, InMemoryRows, RowSource
+from bcnmf_sc._engine import evaluate as _evaluate
+from bcnmf_sc._engine.sparse import as_csr
 
 __all__ = [
     "MIN_SIMILARITY",
@@ -163,30 +162,6 @@ def consensus_components(
     }
 
 
-def _loss_and_null(X, usage, components, loss: str, colsum) -> tuple[float, float]:
-    """``D(X | usage @ components)`` and the null model's loss for one block of cells."""
-    X = sp.csr_matrix(X, dtype=np.float64)
-    H = np.asarray(usage, dtype=float)
-    W = np.asarray(components, dtype=float)
-    null = get_loss(loss).null_deviance(X, np.asarray(colsum, dtype=float))
-    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-    x = X.data
-    fit = np.zeros_like(x)
-    step = max(1, 2_000_000 // max(W.shape[0], 1))
-    for s in range(0, len(x), step):  # the model at the non-zeros, in chunks
-        sl = slice(s, s + step)
-        fit[sl] = np.einsum("nk,kn->n", H[rows[sl]], W[:, X.indices[sl]])
-    if loss == "kl":
-        fit = np.maximum(fit, 1e-12)
-        keep = x > 0
-        value = float(np.sum(x[keep] * np.log(x[keep] / fit[keep])) - x.sum())
-        value += float(H.sum(0) @ W.sum(1))
-    else:
-        gram = float(np.sum((H.T @ H) * (W @ W.T)))
-        value = 0.5 * (float(x @ x) - 2.0 * float(x @ fit) + gram)
-    return value, null
-
-
 def relative_loss(
     X,
     usage: np.ndarray,
@@ -200,26 +175,15 @@ def relative_loss(
     The null model is each cell's total count times a fixed gene ``profile`` (default the
     mean profile of ``X`` itself; pass the training cells' profile for held-out cells), as
     the engine scales its objective: 1 means no better than the null model, 0 a perfect fit.
+    The losses are the engine's (:mod:`bcnmf_sc._engine.evaluate`).
     """
+    src = _source(X)
     colsum = np.asarray(X.sum(0)).ravel() if profile is None else profile
-    value, null = _loss_and_null(X, usage, components, loss, colsum)
-    return value / max(null, 1e-300)
+    return _evaluate.relative_loss(src, np.asarray(usage), components, loss, colsum)
 
 
 def _source(data) -> RowSource:
     return data if isinstance(data, RowSource) else InMemoryRows(as_csr(data))
-
-
-def _block_rows(src: RowSource) -> int:
-    return max(1, 2_000_000 // max(src.shape[1], 1))
-
-
-def _terms(src: RowSource, usage: np.ndarray, W: np.ndarray, loss: str, colsum) -> tuple:
-    value = null = 0.0
-    for idx, block in src.blocks(_block_rows(src)):
-        v, n = _loss_and_null(block, usage[idx], W, loss, colsum)
-        value, null = value + v, null + n
-    return value, null
 
 
 def consensus_model(
@@ -260,28 +224,9 @@ def consensus_model(
         [m.components_ for m in runs], reference=best, min_similarity=min_similarity
     )
     info.update(reference=best, objectives=objectives)
-    W = info["components"]
     params = {k: v for k, v in ref.get_params().items() if k != "n_components"}
-    model = BcNMF.from_components(W, **params)
-    src_t, src_b = _source(target), _source(background)
-    model.usage_target_ = model.transform_source(src_t)
-    model.usage_background_ = model.transform_source(src_b)
-
-    colsum = []
-    for src in (src_t, src_b):
-        c = np.zeros(src.shape[1])
-        for _, block in src.blocks(_block_rows(src)):
-            c += np.asarray(block.sum(0, dtype=np.float64)).ravel()
-        colsum.append(c)
-    profile = colsum[1] / max(colsum[1].sum(), 1e-300)
-    W_bg = np.vstack([W, profile[None, :]])  # the background's null-model topic, as in fit
-    H_bg = BcNMF.from_components(W_bg, **params).transform_source(src_b)
-    lt, nt = _terms(src_t, model.usage_target_, W, ref.loss, colsum[0])
-    lb, nb = _terms(src_b, H_bg, W_bg, ref.loss, colsum[1])
-    if getattr(ref, "alpha_scaling", "deviance") == "deviance":
-        lt, lb = lt / max(nt, 1e-300), lb / max(nb, 1e-300)
-    model.target_term_, model.background_term_ = lt, lb
-    model.objective_ = lt - float(ref.alpha) * lb
+    model = BcNMF.from_components(info["components"], **params)
+    model.score_source(_source(target), _source(background))
     for name in ("history_", "n_epochs_", "n_iter_", "converged_", "solver_", "init_"):
         if hasattr(ref, name):
             setattr(model, name, getattr(ref, name))

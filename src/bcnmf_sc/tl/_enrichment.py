@@ -9,6 +9,8 @@ import pandas as pd
 from anndata import AnnData
 from scipy.stats import mannwhitneyu, ttest_ind
 
+from bcnmf_sc._utils import default_topic_names
+
 __all__ = ["topic_enrichment"]
 
 #: A topic is called target-enriched when its mean usage proportion is at least
@@ -222,7 +224,7 @@ def topic_enrichment(
     if unknown:
         raise ValueError(f"Unknown groups {unknown} in {groupby!r}; choose from {list(labels)}.")
     usage = np.asarray(adata.obsm[obsm_key])
-    topics = adata.uns[key].get("topics", [f"topic_{i + 1}" for i in range(usage.shape[1])])
+    topics = adata.uns[key].get("topics", default_topic_names(usage.shape[1]))
     values = col.astype(object).map(lambda v: str(v) if pd.notna(v) else None).to_numpy()
     has_value = col.notna().to_numpy()
     frames = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from collections.abc import Mapping, Sequence
@@ -13,150 +12,92 @@ import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._engine import BcNMF, ConvergenceWarning
-from .._progress import progress_bar
-from ._bcnmf import (
-    _LOSSES,
-    _as_csr_or_dense,
-    _check_values,
-    _get_matrix,
-    _plain,
-    _resolve_groups,
-    _resolve_mask,
-)
-from ._consensus import MIN_SIMILARITY, consensus_components, relative_loss, restart_seeds
-from ._enrichment import compare_usage, score_weights, target_score
+from bcnmf_sc._engine import BcNMF, ConvergenceWarning
+from bcnmf_sc._progress import progress_bar
+
+from ._consensus import restart_seeds
+from ._inputs import LOSSES, prepare_inputs
+from ._outputs import plain, plain_params
+from ._sweep_measures import _COLUMNS, MIN_STABILITY, TOLERANCE, check_grid, evaluate, recommend
 
 __all__ = ["bcnmf_sweep"]
 
-#: Default rule thresholds (see :func:`bcnmf_sweep`).
-MIN_STABILITY = 0.9
-TOLERANCE = 0.05
-
-_COLUMNS = [
-    "alpha",
-    "n_topics",
-    "objective",
-    "target_term",
-    "background_term",
-    "background_explained",
-    "n_enriched",
-    "n_stable_enriched",
-    "max_log2fc",
-    "best_auroc",
-    "median_auroc",
-    "target_score_share",
-    "target_score_effect",
-    "stability",
-    "stability_enriched",
-    "heldout_target",
-    "random_state",
-    "converged",
-    "recommended",
-]
 # constructor parameters the sweep sets itself
 _RESERVED = ("n_components", "alpha", "loss", "n_init", "random_state", "progress")
 
 
-def _check_grid(alphas, n_topics) -> tuple[list[float], list[int]]:
-    def as_seq(v, name):
-        if isinstance(v, str) or not isinstance(v, Sequence | np.ndarray):
-            v = [v]
-        v = list(np.asarray(v, dtype=object).ravel())
-        if not v:
-            raise ValueError(f"{name} is empty: pass at least one value.")
-        return v
-
-    a = as_seq(alphas, "alphas")
-    for x in a:
-        if (
-            isinstance(x, bool | np.bool_)
-            or not isinstance(x, numbers.Real)
-            or not math.isfinite(x)
-            or x < 0
-        ):
-            raise ValueError(f"alphas must be finite numbers >= 0, got {x!r}.")
-    k = as_seq(n_topics, "n_topics")
-    for x in k:
-        if isinstance(x, bool | np.bool_) or not isinstance(x, numbers.Integral) or x < 1:
-            raise ValueError(f"n_topics must be integers >= 1, got {x!r}.")
-    return sorted({float(x) for x in a}), sorted({int(x) for x in k})
-
-
-def _fit(X_t, X_b, k: int, alpha: float, seed: int, loss: str, engine: dict) -> BcNMF:
-    model = BcNMF(n_components=k, alpha=alpha, loss=loss, n_init=1, random_state=seed, **engine)
-    return model.fit(X_t, X_b)
-
-
-def _evaluate(X_t, X_b, k, alpha, seeds, loss, engine, split, min_stability) -> dict:
-    """Fit the restarts of one grid point and measure them (see :func:`bcnmf_sweep`)."""
-    fits = [_fit(X_t, X_b, k, alpha, s, loss, engine) for s in seeds]
-    best = int(np.argmin([m.objective_ for m in fits]))
-    m = fits[best]
-    usage = np.vstack([m.usage_target_, m.usage_background_])
-    in_t = np.arange(len(usage)) < X_t.shape[0]
-    topics = [f"topic_{i + 1}" for i in range(k)]
-    enr = compare_usage(usage, in_t, ~in_t, topics).reindex(topics)
-    enriched = enr["enriched"].to_numpy(dtype=bool)
-    score = target_score(usage, score_weights(enr, topics))
-    stability = consensus_components(
-        [f.components_ for f in fits], reference=best, min_similarity=MIN_SIMILARITY
-    )["stability"]
-    stable = enriched & (stability >= min_stability)
-    diff = score[in_t].mean() - score[~in_t].mean()
-    sd = np.sqrt((score[in_t].var() + score[~in_t].var()) / 2)
-    heldout = np.nan
-    if split is not None:
-        train, test = split
-        Xtr = X_t[train]
-        mh = _fit(Xtr, X_b, k, alpha, seeds[best], loss, engine)
-        profile = np.asarray(Xtr.sum(0)).ravel()
-        heldout = relative_loss(
-            X_t[test], mh.transform(X_t[test]), mh.components_, loss=loss, profile=profile
+def _check_args(key_added, loss, alphas, n_topics, n_init, heldout, min_stability, tolerance):
+    """The checks of :func:`bcnmf_sweep`'s arguments that need no data; the grid."""
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
+    if loss not in LOSSES:
+        raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
+    alpha_list, k_list = check_grid(alphas, n_topics)
+    if isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral) or n_init < 2:
+        raise ValueError(
+            f"n_init must be an integer >= 2 (stability compares restarts), got {n_init!r}."
         )
-    return {
-        "alpha": float(alpha),
-        "n_topics": int(k),
-        "objective": float(m.objective_),
-        "target_term": float(m.target_term_),
-        "background_term": float(m.background_term_),
-        "background_explained": 1.0 - float(m.background_term_),
-        "n_enriched": int(enriched.sum()),
-        "n_stable_enriched": int(stable.sum()),
-        "max_log2fc": float(enr["log2fc"].max()),
-        "best_auroc": float(enr["auroc"].max()),
-        "median_auroc": float(enr["auroc"].median()),
-        "target_score_share": float(diff),
-        "target_score_effect": float(diff / sd) if sd > 0 else 0.0,
-        "stability": float(stability.mean()),
-        "stability_enriched": float(stability[enriched].mean()) if enriched.any() else np.nan,
-        "heldout_target": float(heldout),
-        "random_state": int(seeds[best]),
-        "converged": bool(all(f.converged_ for f in fits)),
+    if not isinstance(heldout, numbers.Real) or not 0 <= heldout <= 0.5:
+        raise ValueError(f"heldout must be a fraction in [0, 0.5], got {heldout!r}.")
+    if not isinstance(min_stability, numbers.Real) or not 0 <= min_stability <= 1:
+        raise ValueError(f"min_stability must be in [0, 1], got {min_stability!r}.")
+    if not isinstance(tolerance, numbers.Real) or not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}.")
+    return alpha_list, k_list
+
+
+def _run_grid(grid, progress: bool, measure) -> list[dict]:
+    """``measure(alpha, k)`` at every grid point; convergence warnings counted, one log."""
+    rows, n_unconverged = [], 0
+    bar = progress_bar(grid, enabled=progress, desc="bcNMF sweep", unit="setting")
+    try:
+        for a, k in bar:
+            bar.set_postfix(alpha=f"{a:g}", n_topics=k)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                row = measure(a, k)
+            for w in caught:
+                if issubclass(w.category, ConvergenceWarning):
+                    n_unconverged += 1
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            rows.append(row)
+    finally:
+        bar.close()
+    if n_unconverged:
+        logg.warning(
+            f"{n_unconverged} fits stopped at max_epochs before reaching tol (see the "
+            "'converged' column); consider a larger max_epochs"
+        )
+    return rows
+
+
+def _heldout_split(random_state, n_t: int, n_test: int):
+    """``(train, test)`` positions among the target cells, or ``None`` without held-out cells."""
+    if not n_test:
+        return None
+    order = np.random.default_rng(random_state).permutation(n_t)
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def _table(rows: list[dict], tolerance: float) -> tuple[pd.DataFrame, dict, str]:
+    """The sweep's table with its recommended row, the recommendation and its rule step."""
+    table = pd.DataFrame(rows)
+    table.index = table.index.astype(str)
+    pick, step = recommend(table, tolerance=float(tolerance))
+    table["recommended"] = table.index == pick
+    table = table[_COLUMNS]
+    recommended = {
+        "alpha": float(table.at[pick, "alpha"]),
+        "n_topics": int(table.at[pick, "n_topics"]),
     }
+    if step == "none":
+        logg.warning(
+            "no setting has a stable target-enriched topic; the recommendation is the "
+            "setting with the largest target_score_effect and may not be meaningful"
+        )
 
-
-def recommend(table: pd.DataFrame, *, tolerance: float = TOLERANCE) -> tuple[str, str]:
-    """Row label of the recommended setting and the step of the rule that chose it.
-
-    The rule is the one documented in :func:`bcnmf_sweep`.
-    """
-    alpha = table["alpha"].to_numpy(dtype=float)
-    stable = table["n_stable_enriched"].to_numpy() >= 1
-    effect = table["target_score_effect"].to_numpy(dtype=float)
-    positive = alpha > 0
-    pools = [
-        (positive & stable, "contrastive"),
-        (~positive & stable, "plain"),
-        (positive if positive.any() else np.ones_like(positive), "none"),
-    ]
-    pool, step = next((p, s) for p, s in pools if p.any())
-    best = np.nanmax(np.where(pool, effect, -np.inf))
-    near = pool & (effect >= best - tolerance * abs(best))
-    if not near.any():  # NaN effects
-        near = pool
-    cand = table[near].sort_values(["n_topics", "alpha"], kind="stable")
-    return cand.index[0], step
+    return table, recommended, step
 
 
 def bcnmf_sweep(
@@ -196,7 +137,7 @@ def bcnmf_sweep(
     ----------
     adata
         Annotated data matrix, as for :func:`bcnmf_sc.tl.bcnmf` (a backed AnnData is
-        read into memory).
+        streamed from disk in blocks of rows, as there).
     background_key, background, target
         The two groups, as for :func:`bcnmf_sc.tl.bcnmf`.
     alphas
@@ -311,21 +252,9 @@ def bcnmf_sweep(
     >>> bc.pl.sweep(adata)  # doctest: +SKIP
     """
     # ---- validate everything before touching adata
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
-    if loss not in _LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}: use one of {_LOSSES}.")
-    alpha_list, k_list = _check_grid(alphas, n_topics)
-    if isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral) or n_init < 2:
-        raise ValueError(
-            f"n_init must be an integer >= 2 (stability compares restarts), got {n_init!r}."
-        )
-    if not isinstance(heldout, numbers.Real) or not 0 <= heldout <= 0.5:
-        raise ValueError(f"heldout must be a fraction in [0, 0.5], got {heldout!r}.")
-    if not isinstance(min_stability, numbers.Real) or not 0 <= min_stability <= 1:
-        raise ValueError(f"min_stability must be in [0, 1], got {min_stability!r}.")
-    if not isinstance(tolerance, numbers.Real) or not 0 <= tolerance < 1:
-        raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}.")
+    alpha_list, k_list = _check_args(
+        key_added, loss, alphas, n_topics, n_init, heldout, min_stability, tolerance
+    )
     engine = dict(engine_kwargs or {})
     clash = [k for k in engine if k in _RESERVED]
     if clash:
@@ -335,82 +264,50 @@ def bcnmf_sweep(
         BcNMF(**engine)._check_params()
     except TypeError as e:
         raise ValueError(f"engine_kwargs holds an unknown BcNMF parameter: {e}") from e
-    is_tg, is_bg, tg, bg = _resolve_groups(adata, background_key, background, target)
-    genes, mask_name = _resolve_mask(adata, mask_var)
-    n_genes = int(genes.sum())
-    n_t = int(is_tg.sum())
-    n_test = int(round(heldout * n_t)) if heldout > 0 else 0
-    if heldout > 0 and n_test < 1:
-        raise ValueError(f"heldout={heldout} holds out no cell of {n_t} target cells.")
-    largest = min(n_t - n_test, n_genes)
-    if k_list[-1] > largest:
-        raise ValueError(
-            f"n_topics={k_list[-1]} is too large for {n_t - n_test} target cells (fitted) x "
-            f"{n_genes} genes; use at most {largest}."
-        )
-    X = _as_csr_or_dense(_get_matrix(adata, layer))
-    X = X[:, genes] if not genes.all() else X
-    _check_values(X, loss, "The data" if layer is None else f"Layer {layer!r}")
-    X_t, X_b = X[is_tg], X[is_bg]
+    n_test = 0
+
+    def check_k(n_t: int, n_genes: int) -> None:
+        nonlocal n_test
+        n_test = int(round(heldout * n_t)) if heldout > 0 else 0
+        if heldout > 0 and n_test < 1:
+            raise ValueError(f"heldout={heldout} holds out no cell of {n_t} target cells.")
+        largest = min(n_t - n_test, n_genes)
+        if k_list[-1] > largest:
+            raise ValueError(
+                f"n_topics={k_list[-1]} is too large for {n_t - n_test} target cells (fitted) "
+                f"x {n_genes} genes; use at most {largest}."
+            )
+
+    inp = prepare_inputs(
+        adata, background_key, background, target,
+        layer=layer, mask_var=mask_var, loss=loss, check=check_k,
+    )  # fmt: skip
+    X_t, X_b = inp.rows(inp.is_target), inp.rows(inp.is_background)
+    n_t, n_genes = inp.n_target, inp.n_genes
 
     seeds = restart_seeds(random_state, int(n_init))
-    split = None
-    if n_test:
-        order = np.random.default_rng(random_state).permutation(n_t)
-        split = (np.sort(order[n_test:]), np.sort(order[:n_test]))
+    split = _heldout_split(random_state, n_t, n_test)
     grid = [(a, k) for k in k_list for a in alpha_list]
     start = logg.info(
         f"sweeping bcNMF over {len(grid)} settings x {n_init} restarts on {n_t} target vs "
-        f"{int(is_bg.sum())} background cells x {n_genes} genes"
+        f"{int(inp.is_background.sum())} background cells x {n_genes} genes"
     )
 
-    rows, n_unconverged = [], 0
-    bar = progress_bar(grid, enabled=progress, desc="bcNMF sweep", unit="setting")
-    try:
-        for a, k in bar:
-            bar.set_postfix(alpha=f"{a:g}", n_topics=k)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ConvergenceWarning)
-                row = _evaluate(X_t, X_b, k, a, seeds, loss, engine, split, float(min_stability))
-            for w in caught:
-                if issubclass(w.category, ConvergenceWarning):
-                    n_unconverged += 1
-                else:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            rows.append(row)
-    finally:
-        bar.close()
-    if n_unconverged:
-        logg.warning(
-            f"{n_unconverged} fits stopped at max_epochs before reaching tol (see the "
-            "'converged' column); consider a larger max_epochs"
-        )
-    table = pd.DataFrame(rows)
-    table.index = table.index.astype(str)
-    pick, step = recommend(table, tolerance=float(tolerance))
-    table["recommended"] = table.index == pick
-    table = table[_COLUMNS]
-    recommended = {
-        "alpha": float(table.at[pick, "alpha"]),
-        "n_topics": int(table.at[pick, "n_topics"]),
-    }
-    if step == "none":
-        logg.warning(
-            "no setting has a stable target-enriched topic; the recommendation is the "
-            "setting with the largest target_score_effect and may not be meaningful"
-        )
-
+    rows = _run_grid(grid, progress, lambda a, k: evaluate(
+        X_t, X_b, k, a, seeds, loss, engine, split, float(min_stability)
+    ))  # fmt: skip
+    table, recommended, step = _table(rows, float(tolerance))
     params = {
         "background_key": background_key,
-        "background": [_plain(v) for v in bg],
-        "target": [_plain(v) for v in tg],
+        "background": [plain(v) for v in inp.background],
+        "target": [plain(v) for v in inp.target],
         "alphas": alpha_list,
         "n_topics": k_list,
         "n_init": int(n_init),
         "seeds": seeds,
         "loss": loss,
         "layer": layer,
-        "mask_var": mask_name,
+        "mask_var": inp.mask_name,
         "n_genes_used": n_genes,
         "heldout": float(heldout),
         "n_heldout": n_test,
@@ -423,7 +320,7 @@ def bcnmf_sweep(
         "device": str(device),
         **{f"engine_{k}": v for k, v in (engine_kwargs or {}).items()},
     }
-    params = {k: _plain(v) for k, v in params.items() if v is not None}
+    params = plain_params(params)
     adata.uns[key_added] = {
         "table": table,
         "recommended": recommended,

@@ -1,0 +1,199 @@
+"""The problem a fit solves: two groups of cells with explicit roles, and its objective.
+
+The contrastive objective is ``L = a D(X | H_X W) - alpha b D(Y | H_Y W + s_Y p_Y^T)``
+(see :class:`~bcnmf_sc._engine.model.BcNMF`). Everything that defines it lives here, once:
+each :class:`Group`'s data summaries (column sums, the null model's loss), its weight
+(``a`` or ``b``: :func:`group_weights`), the background's null-model topic
+(:meth:`Group.basis`) and the objective itself (:func:`objective`). The solver, the
+consensus of restarts and the sweep all use these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ._dist import LocalComm
+from ._validation import check_matrix
+from .losses import EPS, Loss
+from .options import get_options
+from .rows import RowSource
+from .sparse import Batch, as_csr, make_batch
+
+__all__ = [
+    "Group",
+    "block_rows",
+    "Problem",
+    "Role",
+    "deviance_terms",
+    "group_weights",
+    "objective",
+    "summarise",
+]
+
+Role = Literal["target", "background"]
+
+
+@dataclass
+class Group:
+    """One side of the contrast as the solver sees it.
+
+    ``role`` says which side: the background's basis carries one extra, fixed topic
+    (``profile``, its mean gene profile; the null model), the target's does not.
+    """
+
+    role: Role
+    source: RowSource
+    colsum: np.ndarray  # over all processes
+    rowsum: np.ndarray  # of this process's rows
+    null: float  # D of the rank-one null model, over all processes
+    weight: float = 1.0  # multiplies D(group | H W) in the objective: a or b
+    offset: int = 0  # data-parallel: this process holds rows offset .. offset + n_local - 1
+    n_total: int = 0  # ... of n_total rows (all processes together)
+    profile: torch.Tensor | None = None  # background only: the null-model topic
+    # usages of this process's rows (K columns, K + 1 for the background; set per restart)
+    H: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    cache: list[tuple[int, Batch | None]] = field(default_factory=list)
+
+    @property
+    def is_background(self) -> bool:
+        return self.role == "background"
+
+    @property
+    def n(self) -> int:
+        return self.n_total
+
+    @property
+    def n_local(self) -> int:
+        return self.source.n_obs
+
+    def basis(self, W: torch.Tensor) -> torch.Tensor:
+        """The basis this group is fitted with: W, plus the null-model topic for the background."""
+        if not self.is_background:
+            return W
+        assert self.profile is not None
+        return torch.cat([W, self.profile[None, :]])
+
+    def usage_scale(self, scale: torch.Tensor) -> torch.Tensor:
+        """The factor usages take when W's rows are divided by ``scale``."""
+        return torch.cat([scale, scale.new_ones(1)]) if self.is_background else scale
+
+
+@dataclass
+class Problem:
+    """Target and background groups, the contrast strength and the loading floor."""
+
+    target: Group
+    background: Group
+    alpha: float
+    floor: torch.Tensor  # every loading stays at or above this (per gene)
+
+    @property
+    def groups(self) -> tuple[Group, Group]:
+        return self.target, self.background
+
+    @property
+    def coef(self) -> tuple[float, float]:
+        """Weights of the two losses in the objective: ``(a, alpha * b)``."""
+        return self.target.weight, float(self.alpha) * self.background.weight
+
+    def objective(self, losses: tuple[float, float] | list[float]) -> float:
+        """The objective from the two losses ``D(X | ...)`` and ``D(Y | ...)``."""
+        return objective(losses, self.coef)
+
+
+def objective(losses, coef) -> float:
+    """``coef[0] * D_target - coef[1] * D_background``: the contrastive objective."""
+    return coef[0] * losses[0] - coef[1] * losses[1]
+
+
+def group_weights(nulls: tuple[float, float], alpha_scaling: str) -> tuple[float, float]:
+    """``(a, b)``: ``1 / D0`` of each group (``"deviance"``) or ``(1, 1)`` (``"raw"``)."""
+    if alpha_scaling == "deviance":
+        return 1.0 / max(nulls[0], EPS), 1.0 / max(nulls[1], EPS)
+    return 1.0, 1.0
+
+
+def null_profile(colsum: np.ndarray) -> np.ndarray:
+    """The null model's gene profile: column sums as shares."""
+    return colsum / colsum.sum()
+
+
+def block_rows(n_genes: int, window: int | None = None) -> int:
+    """Rows per block when a source is read in order (validation, sums): about 2M values.
+
+    At most ``window`` rows (default the option ``window_rows``).
+    """
+    window = get_options().window_rows if window is None else window
+    return min(window, max(1, 2_000_000 // max(n_genes, 1)))
+
+
+def summarise(
+    src: RowSource,
+    role: Role,
+    loss: Loss,
+    *,
+    comm: LocalComm,
+    window: int,
+    offset: int = 0,
+    n_total: int | None = None,
+) -> Group:
+    """Validate, column and row sums (one pass), then the null deviance (a second pass).
+
+    Column sums and deviances are summed over processes; a validation error on one
+    process is raised on all of them.
+    """
+    n, g = src.shape
+    colsum, rowsum = np.zeros(g), np.zeros(n)
+    step = block_rows(g, window)
+    error = None
+    try:
+        for idx, B in src.blocks(step):
+            B = check_matrix(B, f"the {role} matrix")
+            colsum += np.asarray(B.sum(0, dtype=np.float64)).ravel()
+            rowsum[idx] = np.asarray(B.sum(1, dtype=np.float64)).ravel()
+    except ValueError as e:
+        error = e
+    failed = comm.sum_scalar(float(error is not None))
+    if error is not None:
+        raise error
+    if failed:
+        raise ValueError(f"The {role} matrix failed validation on another process.")
+    colsum = comm.sum_array(colsum)
+    if colsum.sum() <= 0:
+        raise ValueError(f"The {role} matrix is all zeros; nothing to factorise.")
+    null = 0.0
+    for _, B in src.blocks(step):
+        null += loss.null_deviance(as_csr(B), colsum)
+    null = comm.sum_scalar(null)
+    return Group(
+        role=role,
+        source=src,
+        colsum=colsum,
+        rowsum=rowsum,
+        null=null,
+        offset=offset,
+        n_total=n if n_total is None else int(n_total),
+    )
+
+
+def deviance_terms(
+    src: RowSource, usage: np.ndarray, W: np.ndarray, loss: Loss, colsum: np.ndarray
+) -> tuple[float, float]:
+    """``D(rows | usage @ W)`` and the null model's loss (column sums ``colsum``), float64.
+
+    The same losses the solver minimises, evaluated block by block for given usages.
+    """
+    Wt = torch.as_tensor(np.asarray(W, dtype=np.float64))
+    value = null = 0.0
+    for idx, block in src.blocks(block_rows(src.shape[1])):
+        X = sp.csr_matrix(block, dtype=np.float64)
+        b = make_batch(X, idx, dtype=torch.float64, device=torch.device("cpu"))
+        H = torch.as_tensor(np.asarray(usage[idx], dtype=np.float64))
+        value += loss.loss(b, H, Wt)
+        null += loss.null_deviance(X, np.asarray(colsum, dtype=np.float64))
+    return value, null

@@ -1,0 +1,293 @@
+"""The one way AnnData comes in: groups, genes, the matrix as a row source, one check.
+
+:func:`prepare_inputs` turns an AnnData and the arguments that name the groups, the
+layer and the genes into :class:`Inputs`: the masks of the two groups (and of the cells
+in neither), the genes used, and the matrix as a
+:class:`~bcnmf_sc._engine.rows.RowSource` restricted to those genes: an in-memory CSR
+matrix, or the rows of a backed ``.X`` streamed from disk. The values are checked once,
+here, with messages that name the loss; nothing is written to the AnnData.
+:func:`bcnmf_sc.tl.bcnmf`, :func:`bcnmf_sc.tl.bcnmf_sweep`,
+:func:`bcnmf_sc.tl.bcnmf_transform` and the torchrun entry point all come in this way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from scanpy import logging as logg
+
+from bcnmf_sc._engine._validation import LOSSES
+from bcnmf_sc._engine.problem import block_rows
+from bcnmf_sc._engine.rows import H5adRows, InMemoryRows, RowSource
+from bcnmf_sc._engine.sparse import as_csr
+
+__all__ = [
+    "LOSSES",
+    "Inputs",
+    "check_source",
+    "check_values",
+    "matrix_source",
+    "prepare_inputs",
+    "resolve_groups",
+    "resolve_mask",
+]
+
+
+@dataclass
+class Inputs:
+    """Cells, genes and data of a fit, as :func:`prepare_inputs` found them."""
+
+    is_target: np.ndarray  # bool over adata.obs
+    is_background: np.ndarray
+    target: list  # the categories of each group
+    background: list
+    genes: np.ndarray  # bool over adata.var
+    mask_name: str | None  # what to record as mask_var
+    source: RowSource  # adata's matrix, the genes used only
+
+    @property
+    def other(self) -> np.ndarray:
+        """Cells in neither group (projected onto the fitted topics)."""
+        return ~(self.is_target | self.is_background)
+
+    @property
+    def n_genes(self) -> int:
+        return int(self.genes.sum())
+
+    @property
+    def n_target(self) -> int:
+        return int(self.is_target.sum())
+
+    def rows(self, mask: np.ndarray) -> RowSource:
+        """The cells ``mask`` (bool over obs, or increasing indices) as a row source."""
+        return self.source.subset(rows=mask)
+
+
+def get_matrix(adata: AnnData, layer: str | None) -> Any:
+    """``adata.X`` or a layer (an error naming the layers when it is not there)."""
+    if layer is None:
+        X = adata.X
+        if X is None:
+            raise ValueError("adata.X is empty; pass layer= to use a layer with counts.")
+        return X
+    if not isinstance(layer, str) or layer not in adata.layers:
+        raise KeyError(f"Layer {layer!r} not found; available layers: {list(adata.layers)}.")
+    return adata.layers[layer]
+
+
+def as_csr_or_dense(X: Any) -> sp.csr_matrix | np.ndarray:
+    """CSR for sparse input, a plain ndarray otherwise (views, matrices and backed data).
+
+    Backed data normally streams from disk (:func:`backed_source`); only what cannot
+    (a CSC matrix) is read into memory here. The file is only read, never written.
+    """
+    if hasattr(X, "to_memory"):  # anndata's backed CSR/CSC datasets
+        X = X.to_memory()
+    elif type(X).__module__.startswith("h5py"):  # a backed dense matrix
+        X = X[()]
+    if sp.issparse(X):
+        return sp.csr_matrix(X)
+    if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
+        X = X.toarray()
+    return np.asarray(X)
+
+
+def check_values(X: Any, loss: str, what: str) -> None:
+    """Real, finite, non-negative values, or an error that says what to use instead."""
+    data = X.data if sp.issparse(X) else X
+    if data.size == 0:
+        return
+    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+        raise ValueError(f"{what} must hold real numbers, got dtype {data.dtype}.")
+    if not np.all(np.isfinite(data)):
+        raise ValueError(f"{what} contains NaN or infinite values; remove or impute them first.")
+    lo = data.min()
+    if lo < 0:
+        hint = (
+            "loss='kl' expects raw counts (e.g. layer='counts')"
+            if loss == "kl"
+            else "loss='frobenius' needs non-negative data such as log1p-normalised counts "
+            "(not scaled or centred data)"
+        )
+        raise ValueError(
+            f"{what} contains negative values (min {lo:.3g}); NMF needs non-negative data: "
+            f"{hint}. Use raw counts with loss='kl', or non-negative normalised data with "
+            "loss='frobenius'."
+        )
+
+
+def backed_source(adata: AnnData, layer: str | None) -> RowSource | None:
+    """Rows of the on-disk ``.X`` of a backed AnnData, or ``None`` (not backed, a layer).
+
+    Nothing is read here. In backed mode only ``.X`` stays on disk (anndata reads layers
+    into memory). A CSC matrix cannot be read by rows: it is read into memory as before.
+    """
+    if not adata.isbacked:
+        return None
+    if adata.is_view:  # anndata cannot add results to a backed view without a new file
+        raise ValueError(
+            "Results cannot be written into a view of a backed AnnData (anndata would have "
+            "to copy it to a new file). Pass the backed AnnData itself and choose cells with "
+            "background= / target=, or load the view with .to_memory()."
+        )
+    if layer is not None:
+        return None
+    X = adata.X  # anndata's backed dataset: a handle, nothing is read
+    if getattr(X, "format", None) == "csc":
+        logg.warning(
+            "the backed .X is stored as CSC (by genes) and is read into memory; write it as "
+            "CSR (adata.X = adata.X.tocsr()) to stream it from disk"
+        )
+        return None
+    if getattr(X, "format", None) != "csr" and not type(X).__module__.startswith("h5py"):
+        return None
+    return H5adRows(X)
+
+
+def check_source(src: RowSource, loss: str, what: str) -> None:
+    """:func:`check_values` over a row source, one block at a time (one pass)."""
+    for _, block in src.blocks(block_rows(src.shape[1])):
+        check_values(block, loss, what)
+
+
+def matrix_source(
+    adata: AnnData,
+    layer: str | None,
+    cols: np.ndarray | None,
+    loss: str,
+    what: str,
+    *,
+    backed: RowSource | None = None,
+) -> RowSource:
+    """The matrix (``cols``: bool mask or indices of the genes to keep) as a checked source.
+
+    A backed ``.X`` streams from disk and is checked block by block; anything else is
+    read into memory as CSR and checked in one go.
+    """
+    src = backed if backed is not None else backed_source(adata, layer)
+    if src is not None:
+        src = src.subset(cols=cols) if cols is not None else src
+        check_source(src, loss, what)
+        return src
+    X = as_csr_or_dense(get_matrix(adata, layer))
+    X = X[:, cols] if cols is not None else X
+    check_values(X, loss, what)
+    return InMemoryRows(as_csr(X))
+
+
+def resolve_mask(adata: AnnData, mask_var) -> tuple[np.ndarray, str | None]:
+    """Boolean gene mask and the name to record (``None`` for all genes or a custom mask)."""
+    if mask_var is None:
+        if "highly_variable" in adata.var.columns:
+            mask_var = "highly_variable"
+        else:
+            return np.ones(adata.n_vars, dtype=bool), None
+    if isinstance(mask_var, str):
+        if mask_var not in adata.var.columns:
+            raise KeyError(
+                f"mask_var {mask_var!r} is not a column of adata.var; "
+                f"available: {list(adata.var.columns)}."
+            )
+        col = adata.var[mask_var]
+        if not pd.api.types.is_bool_dtype(col):
+            raise ValueError(f"adata.var[{mask_var!r}] must be boolean, got dtype {col.dtype}.")
+        mask, name = col.to_numpy(dtype=bool), mask_var
+    else:
+        mask = np.asarray(mask_var)
+        if mask.dtype != bool or mask.shape != (adata.n_vars,):
+            raise ValueError(
+                f"mask_var must be a var column name or a boolean array of length "
+                f"{adata.n_vars}, got {mask.dtype} array of shape {mask.shape}."
+            )
+        name = "custom"
+    if not mask.any():
+        raise ValueError("mask_var selects no genes.")
+    return mask, name
+
+
+def _as_list(values) -> list:
+    if values is None:
+        return []
+    if isinstance(values, str | bool | np.bool_) or not isinstance(values, Sequence | np.ndarray):
+        return [values]
+    return list(values)
+
+
+def resolve_groups(
+    adata: AnnData, background_key: str, background, target
+) -> tuple[np.ndarray, np.ndarray, list, list]:
+    """Masks of target and background cells and the category lists."""
+    if not isinstance(background_key, str) or background_key not in adata.obs.columns:
+        raise KeyError(
+            f"background_key {background_key!r} is not a column of adata.obs; "
+            f"available columns: {list(adata.obs.columns)}."
+        )
+    col = adata.obs[background_key]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        present = list(col.cat.categories)  # declared categories; empty ones fail below
+    else:
+        present = list(pd.unique(col.dropna()))
+    if pd.api.types.is_bool_dtype(col) and background is None and target is None:
+        background, target = [False], [True]
+    if background is None:
+        raise ValueError(
+            f"Pass background= (one or more of {present}) to say which cells of "
+            f"{background_key!r} are the background."
+        )
+    bg = _as_list(background)
+    tg = _as_list(target)
+    for name, vals in (("background", bg), ("target", tg)):
+        unknown = [v for v in vals if v not in present]
+        if unknown:
+            raise ValueError(
+                f"Unknown {name} categories {unknown} in adata.obs[{background_key!r}]; "
+                f"available: {present}."
+            )
+    if target is None:
+        observed = set(pd.unique(col.dropna()))
+        tg = [c for c in present if c not in bg and c in observed]
+    overlap = [v for v in tg if v in bg]
+    if overlap:
+        raise ValueError(f"Categories {overlap} are both target and background.")
+    is_bg = col.isin(bg).to_numpy(dtype=bool)
+    is_tg = col.isin(tg).to_numpy(dtype=bool)
+    if not is_tg.any():
+        raise ValueError(f"The target group ({tg}) has no cells.")
+    if not is_bg.any():
+        raise ValueError(f"The background group ({bg}) has no cells.")
+    return is_tg, is_bg, tg, bg
+
+
+def prepare_inputs(
+    adata: AnnData,
+    background_key: str,
+    background: Any,
+    target: Any = None,
+    *,
+    layer: str | None = None,
+    mask_var: str | np.ndarray | None = None,
+    loss: str = "kl",
+    check: Any = None,
+) -> Inputs:
+    """Groups, genes and the checked matrix of a fit (see the module docstring).
+
+    ``check(n_target, n_genes)``, when given, runs after the groups and genes are known
+    and before any value is read (e.g. to reject too many topics without a pass over
+    the data).
+    """
+    is_tg, is_bg, tg, bg = resolve_groups(adata, background_key, background, target)
+    backed = backed_source(adata, layer)  # a backed view fails here, before anything is read
+    if backed is None:
+        get_matrix(adata, layer)  # a missing layer too
+    genes, mask_name = resolve_mask(adata, mask_var)
+    if check is not None:
+        check(int(is_tg.sum()), int(genes.sum()))
+    what = "The data" if layer is None else f"Layer {layer!r}"
+    src = matrix_source(adata, layer, None if genes.all() else genes, loss, what, backed=backed)
+    return Inputs(is_tg, is_bg, tg, bg, genes, mask_name, src)

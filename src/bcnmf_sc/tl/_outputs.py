@@ -1,0 +1,167 @@
+"""The one way results go out: what a fit writes into an AnnData, built and written once.
+
+:func:`fit_result` assembles everything :func:`bcnmf_sc.tl.bcnmf` stores (usages of all
+cells, loadings, topic names, the enrichment table, the target score and the ``.uns``
+dict with its ``params``) from a fitted model and the :class:`~bcnmf_sc.tl._inputs.Inputs`
+it was fitted on; :func:`write_result` writes it. The torchrun entry point
+(:mod:`bcnmf_sc.distributed`) is meant to use the same two functions, so its file holds
+exactly what ``tl.bcnmf`` writes. :func:`plain_params` is the one rule for what a
+``params`` dict may hold (h5ad-friendly Python scalars, ``None`` left out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from bcnmf_sc._engine import BcNMF
+from bcnmf_sc._utils import default_topic_names
+
+from ._enrichment import compare_usage, score_weights, target_score
+
+__all__ = ["FitResult", "fit_params", "fit_result", "plain", "plain_params", "write_result"]
+
+
+def plain(v: Any) -> Any:
+    """Numpy scalars -> Python scalars so params stay h5ad-friendly."""
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def plain_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` without ``None`` values, numpy scalars made Python scalars."""
+    return {k: plain(v) for k, v in params.items() if v is not None}
+
+
+def fit_params(
+    inputs: Any,
+    model: BcNMF,
+    *,
+    background_key: str,
+    n_topics: int,
+    loss: str,
+    layer: str | None,
+    batch_size: int | None,
+    max_epochs: int | None,
+    tol: float,
+    n_init: int,
+    consensus: bool,
+    seeds: list | None,
+    random_state: Any,
+    device: Any,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The call's ``params`` record, the one rule for :func:`bcnmf_sc.tl.bcnmf` and torchrun.
+
+    ``inputs`` is the :class:`~bcnmf_sc.tl._inputs.Inputs` the model was fitted on;
+    ``extra`` (e.g. ``check_counts``, ``n_processes``) is added after ``device``.
+    """
+    return {
+        "background_key": background_key,
+        "background": [plain(v) for v in inputs.background],
+        "target": [plain(v) for v in inputs.target],
+        "n_topics": int(n_topics),
+        "alpha": float(model.alpha),
+        "loss": loss,
+        "layer": layer,
+        "mask_var": inputs.mask_name,
+        "n_genes_used": inputs.n_genes,
+        "batch_size": batch_size,
+        "max_epochs": max_epochs,
+        "tol": float(tol),
+        "n_init": int(n_init),
+        "consensus": bool(consensus),
+        "seeds": seeds if consensus else None,
+        "random_state": random_state,
+        "device": str(device),
+        **extra,
+    }
+
+
+@dataclass
+class FitResult:
+    """What a fit writes: ``.obsm``, ``.varm``, ``.obs`` and ``.uns`` entries."""
+
+    usage: np.ndarray  # n_obs x K
+    loadings: np.ndarray  # n_vars x K
+    score: np.ndarray  # n_obs
+    uns: dict[str, Any]
+
+
+def fit_result(
+    model: BcNMF,
+    usage: np.ndarray,
+    *,
+    is_target: np.ndarray,
+    is_background: np.ndarray,
+    genes: np.ndarray,
+    params: Mapping[str, Any],
+    engine_kwargs: Mapping[str, Any] | None = None,
+    consensus: Mapping[str, Any] | None = None,
+) -> FitResult:
+    """Assemble a fit's results (``usage``: all cells, in obs order).
+
+    ``params`` are the call's parameters (up to ``device``); the engine's choices
+    (``device_used``, ``solver``, ``init``, ``alpha_scaling``, ``dtype``), the group
+    sizes and ``engine_kwargs`` (as ``engine_<name>``) are added here, in that order.
+    """
+    K = usage.shape[1]
+    loadings = np.zeros((len(genes), K))
+    loadings[genes] = model.components_.T
+    topics = default_topic_names(K)
+    enrichment = compare_usage(
+        usage, is_target, is_background, topics, names=("target", "background")
+    )
+    score = target_score(usage, score_weights(enrichment, topics))
+    if consensus is not None:  # per-topic stability, in the table's (sorted) order
+        stability = pd.Series(consensus["stability"], index=topics)
+        enrichment["stability"] = stability.reindex(enrichment.index).to_numpy()
+    engine = model.get_params()
+    other = ~(is_target | is_background)
+    record = {
+        **params,
+        "device_used": str(getattr(model, "device_", params.get("device"))),
+        "solver": getattr(model, "solver_", engine.get("solver")),
+        "init": engine.get("init"),
+        "alpha_scaling": engine.get("alpha_scaling"),
+        "dtype": engine.get("dtype"),
+        "n_target": int(is_target.sum()),
+        "n_background": int(is_background.sum()),
+        "n_projected": int(other.sum()),
+        **{f"engine_{k}": v for k, v in (engine_kwargs or {}).items()},
+    }
+    uns: dict[str, Any] = {
+        "params": plain_params(record),
+        "history": {k: np.asarray(v, dtype=float) for k, v in model.history_.items()},
+        "topics": topics,
+        "objective": float(model.objective_),
+        "n_epochs": int(model.n_epochs_),
+        "converged": bool(model.converged_),
+        "enrichment": enrichment,
+    }
+    if consensus is not None:
+        uns["consensus"] = {
+            "stability": np.asarray(consensus["stability"], dtype=float),
+            "n_kept": np.asarray(consensus["kept"].sum(1), dtype=int),
+            "objectives": np.asarray(consensus["objectives"], dtype=float),
+            "reference": int(consensus["reference"]),
+        }
+    return FitResult(usage=usage, loadings=loadings, score=score, uns=uns)
+
+
+def write_result(adata: AnnData, key_added: str, result: FitResult) -> None:
+    """Write a fit's results into ``adata``: the only writer of fit results.
+
+    Sets ``.obsm[f"X_{key}"]``, ``.varm[f"{key}_loadings"]``,
+    ``.obs[f"{key}_target_score"]`` and ``.uns[key]``.
+    """
+    adata.obsm[f"X_{key_added}"] = result.usage
+    adata.varm[f"{key_added}_loadings"] = result.loadings
+    adata.obs[f"{key_added}_target_score"] = result.score
+    adata.uns[key_added] = result.uns
