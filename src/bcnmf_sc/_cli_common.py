@@ -77,6 +77,7 @@ PARAM_FLAGS = {
     "device": "--device",
     "dtype": "--dtype",
     "key_added": "--key-added",
+    "check_counts": "--no-check-counts",  # only ever named as check_counts=False
 }
 _NAMES = "|".join(sorted(PARAM_FLAGS, key=len, reverse=True))
 # name=value (value optional, quotes dropped): n_topics=5, loss='kl', background=
@@ -93,6 +94,8 @@ def translate(message: str) -> str:
     def assign(m: re.Match) -> str:
         flag = PARAM_FLAGS[m.group(1)]
         value = m.group(2) if m.group(2) is not None else m.group(3)
+        if flag.startswith("--no-") and value == "False":
+            return flag
         return flag if value in ("", "True") else f"{flag} {value}"
 
     message = _ASSIGN.sub(assign, message)
@@ -170,6 +173,12 @@ def add_fit_arguments(p: argparse.ArgumentParser, *, consensus: bool = True) -> 
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
     p.add_argument("--key-added", default="bcnmf", metavar="KEY", help="result key (bcnmf)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument(
+        "--no-check-counts",
+        dest="check_counts",
+        action="store_false",
+        help="with --loss kl, skip the check that a sample of the values are integer counts",
+    )
     add_safety_arguments(p)
 
 

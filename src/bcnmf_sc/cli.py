@@ -111,6 +111,7 @@ def _fit(args: argparse.Namespace) -> None:
         engine_kwargs=None if args.dtype is None else {"dtype": args.dtype},
         key_added=args.key_added,
         progress=args.progress,
+        check_counts=args.check_counts,
     )
     with atomic_output(out, overwrite=args.overwrite) as tmp:
         adata.write_h5ad(tmp)

@@ -129,7 +129,13 @@ def _main(args: argparse.Namespace) -> None:
 
     from ._engine import BcNMF
     from ._engine.rows import H5adRows, RowSource
-    from .tl._inputs import Inputs, check_source, resolve_groups, resolve_mask
+    from .tl._inputs import (
+        Inputs,
+        check_counts_sample,
+        check_source,
+        resolve_groups,
+        resolve_mask,
+    )
     from .tl._outputs import fit_params, fit_result, write_result
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -166,7 +172,10 @@ def _main(args: argparse.Namespace) -> None:
                 src = src.subset(cols=genes)
             other = ~(is_tg | is_bg)
             shards = [np.array_split(np.flatnonzero(m), world)[rank] for m in (is_tg, is_bg, other)]
-            check_source(src.subset(rows=shards[2]), args.loss, "The data")
+            what = "The data" if args.layer is None else f"Layer {args.layer!r}"
+            if args.check_counts and args.loss == "kl":  # the same sample on every process
+                check_counts_sample(src, what)
+            check_source(src.subset(rows=shards[2]), args.loss, what)
             kwargs = {} if args.alpha is None else {"alpha": args.alpha}
             engine_kwargs = {} if args.dtype is None else {"dtype": args.dtype}
             model = BcNMF(
@@ -222,6 +231,7 @@ def _main(args: argparse.Namespace) -> None:
                 seeds=None,
                 random_state=args.seed,
                 device=args.device,
+                check_counts=bool(args.check_counts),
                 n_processes=world,
             )
             result = fit_result(

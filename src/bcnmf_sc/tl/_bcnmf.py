@@ -17,6 +17,7 @@ from ._consensus import consensus_model, restart_seeds
 from ._enrichment import score_weights, target_score
 from ._inputs import (
     LOSSES,
+    check_unique_var_names,
     matrix_source,
     prepare_inputs,
 )
@@ -76,6 +77,7 @@ def bcnmf(
     key_added: str = "bcnmf",
     copy: bool = False,
     progress: bool = True,
+    check_counts: bool = True,
 ) -> AnnData | None:
     """Background-contrastive NMF: gene programs of target cells absent from a background.
 
@@ -135,6 +137,12 @@ def bcnmf(
         Return a modified copy instead of writing to ``adata``.
     progress
         Show a progress bar over epochs.
+    check_counts
+        With ``loss="kl"``, check that the values are counts: a sample of the stored values
+        (about 100,000, from a few blocks of rows; never a full pass) must be integers up
+        to float error, else a ``ValueError`` suggests ``layer="counts"``. ``False``
+        skips the check (e.g. for ambient-corrected, non-integer counts). Recorded in
+        ``params``.
 
     Returns
     -------
@@ -178,6 +186,8 @@ def bcnmf(
     """
     # ---- validate everything before touching adata
     _check_args(key_added, loss, alpha, n_topics, consensus, n_init)
+    if not isinstance(check_counts, bool | np.bool_):
+        raise TypeError(f"check_counts must be True or False, got {check_counts!r}.")
     engine_kwargs = dict(engine_kwargs or {})
     clash = sorted(set(engine_kwargs) & set(_ENGINE_SET))
     if clash:
@@ -192,7 +202,7 @@ def bcnmf(
 
     inp = prepare_inputs(
         adata, background_key, background, target,
-        layer=layer, mask_var=mask_var, loss=loss, check=check_k,
+        layer=layer, mask_var=mask_var, loss=loss, check=check_k, check_counts=check_counts,
     )  # fmt: skip
     kwargs: dict[str, Any] = {} if alpha is None else {"alpha": float(alpha)}
     seeds = restart_seeds(random_state, int(n_init)) if consensus else [random_state]
@@ -226,6 +236,7 @@ def bcnmf(
         inp, model, background_key=background_key, n_topics=n_topics, loss=loss,
         layer=layer, batch_size=batch_size, max_epochs=max_epochs, tol=tol, n_init=n_init,
         consensus=consensus, seeds=seeds, random_state=random_state, device=device,
+        check_counts=bool(check_counts),
     )  # fmt: skip
     result = fit_result(
         model,
@@ -296,7 +307,10 @@ def bcnmf_transform(
         enrichment table, as in :func:`bcnmf_sc.tl.bcnmf`) to
         ``adata_query.obs[f"{key}_target_score"]``.
     layer
-        Layer of the query to use instead of ``.X``.
+        Layer of the query to use. Default: the layer the reference was fitted on
+        (``adata_reference.uns[key]["params"]["layer"]``; ``.X`` when none is recorded),
+        so a reference fitted on ``layer="counts"`` projects the query's counts too.
+        ``layer="X"`` uses the query's ``.X`` whatever the reference used.
 
     Raises
     ------
@@ -308,6 +322,17 @@ def bcnmf_transform(
         raise KeyError(f"No bcNMF result under key {key!r} in the reference; run tl.bcnmf first.")
     params = adata_reference.uns[key].get("params", {})
     loss = str(params.get("loss", "kl"))
+    check_unique_var_names(adata_reference, "the reference")
+    check_unique_var_names(adata_query, "the query")
+    if layer is None:
+        layer = params.get("layer")
+        if layer is not None and layer not in adata_query.layers:
+            raise KeyError(
+                f"The reference was fitted on layer {layer!r}, which the query lacks; pass "
+                f"layer= (one of {list(adata_query.layers)}, or 'X' for .X)."
+            )
+    elif layer == "X" and "X" not in adata_query.layers:
+        layer = None
     L = np.asarray(adata_reference.varm[lkey], dtype=float)
     loaded = L.sum(1) > 0
     ref_genes = adata_reference.var_names[loaded]

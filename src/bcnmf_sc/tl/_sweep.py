@@ -123,6 +123,7 @@ def bcnmf_sweep(
     engine_kwargs: Mapping[str, Any] | None = None,
     key_added: str = "bcnmf_sweep",
     progress: bool = True,
+    check_counts: bool = True,
 ) -> pd.DataFrame:
     """Fit bcNMF over a grid of ``alpha`` and ``n_topics`` and recommend a setting.
 
@@ -168,6 +169,9 @@ def bcnmf_sweep(
         The results are stored in ``adata.uns[key_added]``.
     progress
         Show a progress bar over the settings.
+    check_counts
+        With ``loss="kl"``, check on a sample of the values that they are counts, as
+        :func:`bcnmf_sc.tl.bcnmf` does; ``False`` skips the check.
 
     Returns
     -------
@@ -255,6 +259,8 @@ def bcnmf_sweep(
     alpha_list, k_list = _check_args(
         key_added, loss, alphas, n_topics, n_init, heldout, min_stability, tolerance
     )
+    if not isinstance(check_counts, bool | np.bool_):
+        raise TypeError(f"check_counts must be True or False, got {check_counts!r}.")
     engine = dict(engine_kwargs or {})
     clash = [k for k in engine if k in _RESERVED]
     if clash:
@@ -280,7 +286,7 @@ def bcnmf_sweep(
 
     inp = prepare_inputs(
         adata, background_key, background, target,
-        layer=layer, mask_var=mask_var, loss=loss, check=check_k,
+        layer=layer, mask_var=mask_var, loss=loss, check=check_k, check_counts=check_counts,
     )  # fmt: skip
     X_t, X_b = inp.rows(inp.is_target), inp.rows(inp.is_background)
     n_t, n_genes = inp.n_target, inp.n_genes
@@ -318,6 +324,7 @@ def bcnmf_sweep(
         "tol": float(tol),
         "random_state": random_state,
         "device": str(device),
+        "check_counts": bool(check_counts),
         **{f"engine_{k}": v for k, v in (engine_kwargs or {}).items()},
     }
     params = plain_params(params)
