@@ -17,6 +17,7 @@ from ._consensus import consensus_model, restart_seeds
 from ._enrichment import score_weights, target_score
 from ._inputs import (
     LOSSES,
+    check_key,
     check_unique_var_names,
     matrix_source,
     prepare_inputs,
@@ -34,8 +35,7 @@ _ENGINE_SET = (
 # ------------------------------------------------------------------------ bcnmf
 def _check_args(key_added, loss, alpha, n_topics, consensus, n_init) -> None:
     """The checks of :func:`bcnmf`'s arguments that need no data."""
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
+    check_key(key_added)
     if loss not in LOSSES:
         raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
     if alpha is not None and (
@@ -200,12 +200,7 @@ def bcnmf(
                 f"{n_genes} genes; use at most {min(n_target, n_genes)}."
             )
 
-    inp = prepare_inputs(
-        adata, background_key, background, target,
-        layer=layer, mask_var=mask_var, loss=loss, check=check_k, check_counts=check_counts,
-    )  # fmt: skip
     kwargs: dict[str, Any] = {} if alpha is None else {"alpha": float(alpha)}
-    seeds = restart_seeds(random_state, int(n_init)) if consensus else [random_state]
     model = BcNMF(
         n_components=int(n_topics),
         loss=loss,
@@ -213,12 +208,19 @@ def bcnmf(
         max_epochs=max_epochs,
         tol=tol,
         n_init=1 if consensus else n_init,
-        random_state=seeds[0],
+        random_state=random_state,
         device=device,
         progress=progress,
         **kwargs,
         **engine_kwargs,
     )
+    model._check_params()  # the engine's parameter rules, before any data is read
+    seeds = restart_seeds(random_state, int(n_init)) if consensus else [random_state]
+    model.random_state = seeds[0]
+    inp = prepare_inputs(
+        adata, background_key, background, target,
+        layer=layer, mask_var=mask_var, loss=loss, check=check_k, check_counts=check_counts,
+    )  # fmt: skip
     start = logg.info(
         f"computing bcNMF with {n_topics} topics on {inp.n_target} target vs "
         f"{int(inp.is_background.sum())} background cells x {inp.n_genes} genes"

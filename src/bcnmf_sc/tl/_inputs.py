@@ -32,6 +32,7 @@ __all__ = [
     "Inputs",
     "check_counts_sample",
     "check_source",
+    "check_key",
     "check_unique_var_names",
     "check_values",
     "matrix_source",
@@ -69,6 +70,27 @@ class Inputs:
     def rows(self, mask: np.ndarray) -> RowSource:
         """The cells ``mask`` (bool over obs, or increasing indices) as a row source."""
         return self.source.subset(rows=mask)
+
+
+def check_key(key_added: Any, name: str = "key_added") -> None:
+    """A key results can be stored under and read back from an ``.h5ad`` file."""
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"{name} must be a non-empty string, got {key_added!r}.")
+    if "/" in key_added:
+        raise ValueError(
+            f"{name}={key_added!r} contains '/', which is not allowed in h5ad keys (the file "
+            "could not be read back); use e.g. " + repr(key_added.replace("/", "_")) + "."
+        )
+
+
+def check_dtype(X: Any, what: str) -> None:
+    """The matrix's dtype, from its handle (nothing is read): float16 is refused."""
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None and np.dtype(dtype) == np.float16:
+        raise TypeError(
+            f"{what} has dtype float16, which scipy.sparse (and so bcnmf-sc) cannot use; "
+            "convert it first, e.g. adata.X = adata.X.astype(np.float32)."
+        )
 
 
 def get_matrix(adata: AnnData, layer: str | None) -> Any:
@@ -256,7 +278,9 @@ def matrix_source(
             check_counts_sample(src, what)
         check_source(src, loss, what)
         return src
-    X = as_csr_or_dense(get_matrix(adata, layer))
+    M = get_matrix(adata, layer)
+    check_dtype(M, what)
+    X = as_csr_or_dense(M)
     X = X[:, cols] if cols is not None else X
     check_values(X, loss, what)
     out = InMemoryRows(as_csr(X))
@@ -281,6 +305,13 @@ def resolve_mask(adata: AnnData, mask_var) -> tuple[np.ndarray, str | None]:
         col = adata.var[mask_var]
         if not pd.api.types.is_bool_dtype(col):
             raise ValueError(f"adata.var[{mask_var!r}] must be boolean, got dtype {col.dtype}.")
+        n_na = int(col.isna().sum())
+        if n_na:
+            raise ValueError(
+                f"adata.var[{mask_var!r}] has {n_na} missing values (NA); say whether those "
+                f"genes are used, e.g. adata.var[{mask_var!r}] = "
+                f"adata.var[{mask_var!r}].fillna(False)."
+            )
         mask, name = col.to_numpy(dtype=bool), mask_var
     else:
         mask = np.asarray(mask_var)
@@ -296,9 +327,16 @@ def resolve_mask(adata: AnnData, mask_var) -> tuple[np.ndarray, str | None]:
 
 
 def _as_list(values) -> list:
+    """One label, or a list-like of labels (list, tuple, set, ndarray, Index, Series)."""
     if values is None:
         return []
-    if isinstance(values, str | bool | np.bool_) or not isinstance(values, Sequence | np.ndarray):
+    if isinstance(values, pd.Series | pd.Index | pd.Categorical):
+        return list(pd.unique(np.asarray(values, dtype=object)))
+    if isinstance(values, np.ndarray):
+        return list(values.ravel())
+    if isinstance(values, str | bool | np.bool_) or not isinstance(
+        values, Sequence | set | frozenset
+    ):
         return [values]
     return list(values)
 
@@ -369,12 +407,11 @@ def prepare_inputs(
     """
     is_tg, is_bg, tg, bg = resolve_groups(adata, background_key, background, target)
     backed = backed_source(adata, layer)  # a backed view fails here, before anything is read
-    if backed is None:
-        get_matrix(adata, layer)  # a missing layer too
+    what = "The data" if layer is None else f"Layer {layer!r}"
+    check_dtype(adata.X if backed is not None else get_matrix(adata, layer), what)
     genes, mask_name = resolve_mask(adata, mask_var)
     if check is not None:
         check(int(is_tg.sum()), int(genes.sum()))
-    what = "The data" if layer is None else f"Layer {layer!r}"
     cols = None if genes.all() else genes
     src = matrix_source(
         adata, layer, cols, loss, what, backed=backed, check_counts=check_counts

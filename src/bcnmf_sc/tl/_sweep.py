@@ -16,7 +16,7 @@ from bcnmf_sc._engine import BcNMF, ConvergenceWarning
 from bcnmf_sc._progress import progress_bar
 
 from ._consensus import restart_seeds
-from ._inputs import LOSSES, prepare_inputs
+from ._inputs import LOSSES, check_key, prepare_inputs
 from ._outputs import plain, plain_params
 from ._sweep_measures import _COLUMNS, MIN_STABILITY, TOLERANCE, check_grid, evaluate, recommend
 
@@ -28,8 +28,7 @@ _RESERVED = ("n_components", "alpha", "loss", "n_init", "random_state", "progres
 
 def _check_args(key_added, loss, alphas, n_topics, n_init, heldout, min_stability, tolerance):
     """The checks of :func:`bcnmf_sweep`'s arguments that need no data; the grid."""
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
+    check_key(key_added)
     if loss not in LOSSES:
         raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
     alpha_list, k_list = check_grid(alphas, n_topics)
@@ -267,7 +266,7 @@ def bcnmf_sweep(
         raise ValueError(f"engine_kwargs cannot set {clash}: the sweep sets them itself.")
     engine.update(batch_size=batch_size, max_epochs=max_epochs, tol=tol, device=device)
     try:  # bad engine parameters fail here, not mid-sweep
-        BcNMF(**engine)._check_params()
+        BcNMF(**{"random_state": random_state, **engine})._check_params()
     except TypeError as e:
         raise ValueError(f"engine_kwargs holds an unknown BcNMF parameter: {e}") from e
     n_test = 0
