@@ -6,22 +6,12 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from anndata import read_h5ad
 
 from bcnmf_sc.cli import main
 from bcnmf_sc.datasets import simulate
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny matrices: torch's intra-op threads only add overhead (a lot on a busy CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture
@@ -51,7 +41,7 @@ def test_fit_end_to_end(h5ad, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--background", "ctrl"], "Unknown background"),
+        (["--background", "ctrl"], "--background: unknown value"),
         (["--background", "background", "--layer", "counts"], "counts"),
     ],
 )

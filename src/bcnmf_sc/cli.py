@@ -8,6 +8,19 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._cli_common import (
+    CliParser,
+    UserError,
+    add_fit_arguments,
+    add_safety_arguments,
+    atomic_output,
+    check_args,
+    check_input,
+    check_output,
+    resolve_labels,
+    run_cli,
+)
+
 __all__ = ["main"]
 
 PROG = "bcnmf-sc"
@@ -16,7 +29,7 @@ PROG = "bcnmf-sc"
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog=PROG,
         description=(
             "Background-contrastive NMF for single-cell data: find gene programs of target "
@@ -32,36 +45,13 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Fit bcNMF to the cells of IN.h5ad (counts in .X or --layer) and write OUT.h5ad "
             "with usages in .obsm['X_bcnmf'], loadings in .varm['bcnmf_loadings'] and "
-            "parameters, history and the enrichment table in .uns['bcnmf']."
+            "parameters, history and the enrichment table in .uns['bcnmf'] (KEY of "
+            "--key-added). OUT.h5ad is the input plus these results, as bc.tl.bcnmf leaves "
+            "the AnnData. An existing file, the input included, is only replaced with "
+            "--overwrite, and then through a temporary file renamed over it once complete."
         ),
     )
-    fit.add_argument("input", metavar="IN.h5ad", help="input AnnData file")
-    fit.add_argument("-o", "--output", required=True, metavar="OUT.h5ad", help="output file")
-    fit.add_argument(
-        "--background-key", required=True, metavar="KEY", help="obs column defining the groups"
-    )
-    fit.add_argument(
-        "--background",
-        nargs="+",
-        metavar="VALUE",
-        help="background value(s) of KEY (not needed for a boolean column, where False is "
-        "background)",
-    )
-    fit.add_argument(
-        "--target", nargs="+", metavar="VALUE", help="target value(s) of KEY (default: the rest)"
-    )
-    fit.add_argument("-k", "--n-topics", type=int, default=10, metavar="K", help="topics (10)")
-    fit.add_argument(
-        "--alpha", type=float, default=None, help="contrast strength (default: engine default)"
-    )
-    fit.add_argument(
-        "--loss", choices=("kl", "frobenius"), default="kl", help="kl for raw counts (default)"
-    )
-    fit.add_argument("--layer", default=None, metavar="L", help="layer to use instead of .X")
-    fit.add_argument("--max-epochs", type=int, default=None, metavar="N", help="epoch limit")
-    fit.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (0)")
-    fit.add_argument("--device", default="auto", help="auto, cpu or cuda (auto)")
-    fit.add_argument("--key-added", default="bcnmf", metavar="KEY", help="result key (bcnmf)")
+    add_fit_arguments(fit)
 
     demo = sub.add_parser(
         "demo",
@@ -77,19 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-epochs", type=int, default=60, metavar="N", help="epoch limit (60)")
     demo.add_argument("--n-cells", type=int, default=600, metavar="N", help="cells per group (600)")
     demo.add_argument("--n-genes", type=int, default=600, metavar="G", help="genes (600)")
+    add_safety_arguments(demo)
     return parser
-
-
-def _convert_values(values: list[str] | None, column) -> list | None:
-    """Map command line strings onto the values of an obs column (bool/int/str)."""
-    if values is None:
-        return None
-    import pandas as pd
-
-    present = list(pd.unique(column.dropna()))
-    lookup = {str(v): v for v in present}
-    lookup.update({str(v).lower(): v for v in present})
-    return [lookup.get(v, lookup.get(v.lower(), v)) for v in values]
 
 
 def _fit(args: argparse.Namespace) -> None:
@@ -97,34 +76,45 @@ def _fit(args: argparse.Namespace) -> None:
 
     from . import tl
 
-    path = Path(args.input)
-    if not path.is_file():
-        raise FileNotFoundError(f"input file {str(path)!r} does not exist")
-    adata = ad.read_h5ad(path)
-    if args.background_key not in adata.obs.columns:
-        raise KeyError(
-            f"--background-key {args.background_key!r} is not an obs column; "
-            f"available: {list(adata.obs.columns)}"
+    check_args(args)
+    check_input(args.input, args.layer)
+    out = check_output(args.output, args.overwrite, input=args.input)
+    try:
+        adata = ad.read_h5ad(args.input)
+    except Exception as e:  # h5py/anndata errors on a damaged or foreign file
+        raise UserError(
+            f"input file {args.input!r} cannot be read as AnnData: {type(e).__name__}: {e}"
+        ) from e
+    bg, tg = resolve_labels(adata.obs, args, args.input)
+    if args.mask_var is not None and args.mask_var not in adata.var.columns:
+        raise UserError(
+            f"--mask-var {args.mask_var!r} is not a var column of {args.input!r}; "
+            f"available: {list(adata.var.columns)}"
         )
-    col = adata.obs[args.background_key]
     tl.bcnmf(
         adata,
         args.background_key,
-        _convert_values(args.background, col),
-        target=_convert_values(args.target, col),
+        bg,
+        target=tg,
         n_topics=args.n_topics,
         alpha=args.alpha,
         loss=args.loss,
         layer=args.layer,
+        mask_var=args.mask_var,
+        batch_size=args.batch_size,
         max_epochs=args.max_epochs,
+        tol=args.tol,
+        n_init=args.n_init,
+        consensus=args.consensus,
         random_state=args.seed,
         device=args.device,
+        engine_kwargs=None if args.dtype is None else {"dtype": args.dtype},
         key_added=args.key_added,
-        progress=False,
+        progress=args.progress,
+        check_counts=args.check_counts,
     )
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    adata.write_h5ad(out)
+    with atomic_output(out, overwrite=args.overwrite) as tmp:
+        adata.write_h5ad(tmp)
     enr = adata.uns[args.key_added]["enrichment"]
     print(f"wrote {out} ({adata.n_obs} cells, {args.n_topics} topics)")
     print(f"most target-enriched topic: {enr.index[0]} (log2FC {enr['log2fc'].iloc[0]:.2f})")
@@ -140,7 +130,16 @@ def _demo(args: argparse.Namespace) -> None:
     from .datasets import simulate
 
     outdir = Path(args.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(f"-o/--outdir {args.outdir!r} is a file, not a folder")
+    names = ("bcnmf_demo.h5ad", "enrichment.csv", "top_genes.csv", "bcnmf_demo.png")
+    for name in names:
+        check_output(str(outdir / name), args.overwrite)
+    for flag, v in (("--max-epochs", args.max_epochs), ("--n-cells", args.n_cells)):
+        if v < 1:
+            raise UserError(f"{flag} must be >= 1, got {v}")
+    if args.n_genes < 10:
+        raise UserError(f"--n-genes must be >= 10, got {args.n_genes}")
     adata = simulate(
         n_target=args.n_cells,
         n_background=args.n_cells,
@@ -161,9 +160,12 @@ def _demo(args: argparse.Namespace) -> None:
     res = adata.uns["bcnmf"]
     enr = res["enrichment"]
     top = get.top_genes(adata, n_genes=20)
-    adata.write_h5ad(outdir / "bcnmf_demo.h5ad")
-    enr.to_csv(outdir / "enrichment.csv", index_label="topic")
-    top.to_csv(outdir / "top_genes.csv", index=False)
+    with atomic_output(outdir / "bcnmf_demo.h5ad", overwrite=args.overwrite) as tmp:
+        adata.write_h5ad(tmp)
+    with atomic_output(outdir / "enrichment.csv", overwrite=args.overwrite) as tmp:
+        enr.to_csv(tmp, index_label="topic")
+    with atomic_output(outdir / "top_genes.csv", overwrite=args.overwrite) as tmp:
+        top.to_csv(tmp, index=False)
 
     best = str(enr.index[0])
     best_top = top[top["topic"] == best]
@@ -187,7 +189,8 @@ def _demo(args: argparse.Namespace) -> None:
     ax.set_title(f"top genes of {best} (red: planted program)")
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
-    fig.savefig(outdir / "bcnmf_demo.png", dpi=120)
+    with atomic_output(outdir / "bcnmf_demo.png", overwrite=args.overwrite) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
     print(f"bcnmf-sc demo: {adata.n_obs} simulated cells x {adata.n_vars} genes, 5 topics")
@@ -203,22 +206,18 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"wrote {outdir}/bcnmf_demo.h5ad, enrichment.csv, top_genes.csv, bcnmf_demo.png")
 
 
+def _run(args: argparse.Namespace) -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        if args.command == "fit":
+            _fit(args)
+        else:
+            _demo(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``bcnmf-sc``; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            if args.command == "fit":
-                _fit(args)
-            else:
-                _demo(args)
-    except (ValueError, KeyError, FileNotFoundError, OSError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"{PROG}: error: {msg}", file=sys.stderr)
-        return 2
-    return 0
+    """Entry point of ``bcnmf-sc``; returns the exit status (2: a user error, one line)."""
+    return run_cli(_parser(), _run, argv, prog=PROG)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
-"""Data-parallel bcNMF on an ``.h5ad`` file with ``torch.distributed``, launched by torchrun.
+r"""Data-parallel bcNMF on an ``.h5ad`` file with ``torch.distributed``, launched by torchrun.
 
 Every process opens the file read-only, streams its own share of the cells from disk and
 trains on them; the statistics that update the gene loadings are summed over the
 processes after every minibatch (``BcNMF(distributed=True)``), so all processes hold the
 same loadings, while the usages of each cell stay with the process that owns it. At the
-end, process 0 gathers the usages and writes a result file (the input is never written).
+end, process 0 gathers the usages and writes the output file: a copy of the input plus
+the results, as ``bc.tl.bcnmf`` leaves the AnnData (the input is never written).
 
 One machine, two processes on CPU (``gloo``)::
 
-    torchrun --standalone --nproc-per-node=2 -m bcnmf_sc.distributed atlas.h5ad \\
+    torchrun --standalone --nproc-per-node=2 -m bcnmf_sc.distributed atlas.h5ad \
         -o atlas_bcnmf.h5ad --background-key condition --background control -k 20
 
 One machine with 4 GPUs (``nccl``, one GPU per process; ``--device auto`` picks
@@ -20,8 +21,8 @@ Several machines (here 2 x 4 processes): run the same command on every machine, 
 file at the same path on each (a shared file system or a copy), and one machine's address
 as the rendezvous endpoint::
 
-    torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d \\
-        --rdzv-endpoint=node0.example.org:29400 --rdzv-id=bcnmf-atlas \\
+    torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d \
+        --rdzv-endpoint=node0.example.org:29400 --rdzv-id=bcnmf-atlas \
         -m bcnmf_sc.distributed /shared/atlas.h5ad -o /shared/atlas_bcnmf.h5ad ...
 
 Without torchrun (``python -m bcnmf_sc.distributed ...``) it runs as one process.
@@ -36,70 +37,110 @@ form over the whole batch, added in another order. (Projected cells are the exce
 each process projects its own shard, and a projection stops when the loss of its batch
 settles, so their usages agree with one process's to the solver's tolerance, 1e-6.)
 
-The result file holds ``obs_names``, ``var_names``, ``.obsm["X_bcnmf"]``,
-``.varm["bcnmf_loadings"]``, ``.obs["bcnmf_target_score"]`` and ``.uns["bcnmf"]``, as
-``bc.tl.bcnmf`` writes them (no counts); copy them into the AnnData they belong to.
+The output file is the input file plus the results, written by the writer of
+``bc.tl.bcnmf``: ``.obsm["X_bcnmf"]``, ``.varm["bcnmf_loadings"]``,
+``.obs["bcnmf_target_score"]`` and ``.uns["bcnmf"]`` (``bcnmf`` is ``--key-added``), whose
+``params`` are those ``bc.tl.bcnmf`` records plus ``n_processes``. Process 0 copies the
+input byte for byte into a temporary file next to the output (streamed: X is never held
+in memory), adds the results to it and renames it to the output; a failure or Ctrl-C
+leaves no partial file. An existing output, or the input itself, is only replaced with
+``--overwrite`` (alias ``--force``).
+
+User errors (missing file or column, unknown label, ``-k 0``, an existing output, ...)
+are one line ``bcnmf_sc.distributed: error: ...`` naming the flag, exit status 2,
+printed by process 0 only; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from ._cli_common import (
+    CliParser,
+    UserError,
+    add_fit_arguments,
+    atomic_output,
+    check_args,
+    check_device,
+    check_input,
+    check_output,
+    resolve_labels,
+    run_cli,
+)
 
 __all__ = ["main"]
 
 
+PROG = "bcnmf_sc.distributed"
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CliParser(
         prog="python -m bcnmf_sc.distributed",
         description="Data-parallel bcNMF of an .h5ad file (launch with torchrun).",
-        epilog=__doc__[__doc__.index("One machine, two") : __doc__.index("Cells are split")],
+        epilog=__doc__[__doc__.index("One machine, two") : __doc__.index("Cells are split")]
+        + __doc__[__doc__.index("The output file is") :],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", metavar="IN.h5ad", help="input AnnData file (.X or --layer as CSR)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.h5ad", help="result file")
-    p.add_argument("--background-key", required=True, metavar="KEY")
-    p.add_argument("--background", nargs="+", metavar="VALUE")
-    p.add_argument("--target", nargs="+", metavar="VALUE")
-    p.add_argument("-k", "--n-topics", type=int, default=10, metavar="K")
-    p.add_argument("--alpha", type=float, default=None)
-    p.add_argument("--loss", choices=("kl", "frobenius"), default="kl")
-    p.add_argument("--layer", default=None, help="read layers/LAYER (on disk) instead of X")
-    p.add_argument("--mask-var", default=None, metavar="COLUMN", help="boolean var column")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--max-epochs", type=int, default=None)
-    p.add_argument("--tol", type=float, default=1e-5)
-    p.add_argument("--n-init", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if any), cpu, cuda")
-    p.add_argument("--progress", action="store_true", help="progress bar on process 0")
+    add_fit_arguments(p, consensus=False)
     return p
 
 
+def _add_results(path, adata, key: str) -> None:
+    """Write the results that ``write_result`` put in ``adata`` into the file ``path``."""
+    import h5py
+    from anndata.io import write_elem
+
+    names = {"obsm": f"X_{key}", "varm": f"{key}_loadings", "uns": key}
+    with h5py.File(path, "r+") as f:
+        for group, name in names.items():
+            if group not in f:
+                write_elem(f, group, {})
+            if name in f[group]:
+                del f[group][name]
+            write_elem(f[group], name, getattr(adata, group)[name])
+        del f["obs"]  # obs gains the target score column
+        write_elem(f, "obs", adata.obs)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Entry point; returns the exit status (2: a user error, one line, from process 0)."""
+    quiet = int(os.environ.get("RANK", "0")) != 0
+    return run_cli(_parser(), _main, argv, prog=PROG, quiet=quiet)
+
+
+def _main(args: argparse.Namespace) -> None:
+    check_args(args)
+    check_input(args.input, args.layer)
+    check_output(args.output, args.overwrite, input=args.input)
     import anndata
     import h5py
     import torch
     import torch.distributed as dist
 
     from ._engine import BcNMF
-    from ._engine.model import resolve_device
-    from ._engine.sparse import H5adRows
-    from .cli import _convert_values
-    from .tl._bcnmf import _check_source, _resolve_groups, _resolve_mask
-    from .tl._enrichment import compare_usage, score_weights, target_score
+    from ._engine.rows import H5adRows, RowSource
+    from .tl._inputs import (
+        Inputs,
+        check_counts_sample,
+        check_source,
+        resolve_groups,
+        resolve_mask,
+    )
+    from .tl._outputs import fit_params, fit_result, write_result
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(args.device)
+    device = check_device(args.device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
     if world > 1:
@@ -114,21 +155,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             obs = anndata.io.read_elem(f["obs"])
             var = anndata.io.read_elem(f["var"])
             meta = anndata.AnnData(obs=obs, var=var)
-            col = meta.obs[args.background_key] if args.background_key in meta.obs else None
-            bg_vals = _convert_values(args.background, col) if col is not None else None
-            tg_vals = _convert_values(args.target, col) if col is not None else None
-            is_tg, is_bg, tg, bg = _resolve_groups(meta, args.background_key, bg_vals, tg_vals)
-            genes, mask_name = _resolve_mask(meta, args.mask_var)
+            bg_vals, tg_vals = resolve_labels(meta.obs, args, args.input)
+            is_tg, is_bg, tg, bg = resolve_groups(meta, args.background_key, bg_vals, tg_vals)
+            genes, mask_name = resolve_mask(meta, args.mask_var)
+            n_max = min(int(is_tg.sum()), int(genes.sum()))
+            if args.n_topics > n_max:  # tl.bcnmf's check, before anything is read
+                raise UserError(
+                    f"-k/--n-topics {args.n_topics} is too large for {int(is_tg.sum())} target "
+                    f"cells x {int(genes.sum())} genes; use at most {n_max}"
+                )
             key = "X" if args.layer is None else f"layers/{args.layer}"
-            src = H5adRows(f, key)
+            src: RowSource = H5adRows(f, key)
             if src.shape != (meta.n_obs, meta.n_vars):
                 raise ValueError(f"{key} has shape {src.shape}, obs x var is {meta.shape}.")
             if not genes.all():
                 src = src.subset(cols=genes)
             other = ~(is_tg | is_bg)
             shards = [np.array_split(np.flatnonzero(m), world)[rank] for m in (is_tg, is_bg, other)]
-            _check_source(src.subset(rows=shards[2]), args.loss, "The data")
+            what = "The data" if args.layer is None else f"Layer {args.layer!r}"
+            if args.check_counts and args.loss == "kl":  # the same sample on every process
+                check_counts_sample(src, what)
+            check_source(src.subset(rows=shards[2]), args.loss, what)
             kwargs = {} if args.alpha is None else {"alpha": args.alpha}
+            engine_kwargs = {} if args.dtype is None else {"dtype": args.dtype}
             model = BcNMF(
                 n_components=args.n_topics,
                 loss=args.loss,
@@ -138,10 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 n_init=args.n_init,
                 random_state=args.seed,
                 device=device,
-                dtype=args.dtype,
                 progress=args.progress and rank == 0,
                 distributed=world > 1,
                 **kwargs,
+                **engine_kwargs,
             )
             if rank == 0:
                 print(
@@ -158,56 +207,46 @@ def main(argv: Sequence[str] | None = None) -> int:
                 own.append(model.transform_source(src.subset(rows=shards[2])))
         if world > 1:
             group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
-            gathered = [None] * world if rank == 0 else None
+            gathered: list[Any] | None = [None] * world if rank == 0 else None
             dist.gather_object(own, gathered, dst=0, group=group)
         else:
             gathered = [own]
         if rank == 0:
-            K = args.n_topics
-            usage = np.zeros((meta.n_obs, K))
+            usage = np.zeros((meta.n_obs, args.n_topics))
             for j, mask in enumerate((is_tg, is_bg, other)):
-                usage[mask] = np.vstack([g[j] for g in gathered])
-            loadings = np.zeros((meta.n_vars, K))
-            loadings[genes] = model.components_.T
-            topics = [f"topic_{i + 1}" for i in range(K)]
-            enrichment = compare_usage(usage, is_tg, is_bg, topics, names=("target", "background"))
-            out = anndata.AnnData(obs=obs[[]].copy(), var=var[[]].copy())
-            out.obsm["X_bcnmf"] = usage
-            out.varm["bcnmf_loadings"] = loadings
-            out.obs["bcnmf_target_score"] = target_score(usage, score_weights(enrichment, topics))
-            params = {
-                "background_key": args.background_key,
-                "background": [str(v) for v in bg],
-                "target": [str(v) for v in tg],
-                "n_topics": K,
-                "alpha": float(model.alpha),
-                "loss": args.loss,
-                "layer": args.layer,
-                "mask_var": mask_name,
-                "n_genes_used": int(genes.sum()),
-                "batch_size": args.batch_size,
-                "max_epochs": args.max_epochs,
-                "tol": float(args.tol),
-                "n_init": args.n_init,
-                "random_state": args.seed,
-                "device": str(device),
-                "solver": model.solver_,
-                "dtype": args.dtype,
-                "n_processes": world,
-                "n_target": int(is_tg.sum()),
-                "n_background": int(is_bg.sum()),
-                "n_projected": int(other.sum()),
-            }
-            out.uns["bcnmf"] = {
-                "params": {k: v for k, v in params.items() if v is not None},
-                "history": {k: np.asarray(v, dtype=float) for k, v in model.history_.items()},
-                "topics": topics,
-                "objective": float(model.objective_),
-                "n_epochs": int(model.n_epochs_),
-                "converged": bool(model.converged_),
-                "enrichment": enrichment,
-            }
-            out.write_h5ad(args.output)
+                usage[mask] = np.vstack([g[j] for g in gathered or ()])
+            inputs = Inputs(is_tg, is_bg, tg, bg, genes, mask_name, src)
+            params = fit_params(
+                inputs,
+                model,
+                background_key=args.background_key,
+                n_topics=args.n_topics,
+                loss=args.loss,
+                layer=args.layer,
+                batch_size=args.batch_size,
+                max_epochs=args.max_epochs,
+                tol=args.tol,
+                n_init=args.n_init,
+                consensus=False,
+                seeds=None,
+                random_state=args.seed,
+                device=args.device,
+                check_counts=bool(args.check_counts),
+                n_processes=world,
+            )
+            result = fit_result(
+                model,
+                usage,
+                is_target=is_tg,
+                is_background=is_bg,
+                genes=genes,
+                params=params,
+                engine_kwargs=engine_kwargs,
+            )
+            write_result(meta, args.key_added, result)
+            with atomic_output(args.output, overwrite=args.overwrite) as tmp:
+                shutil.copyfile(args.input, tmp)
+                _add_results(tmp, meta, args.key_added)
             secs = np.diff(np.r_[0.0, model.history_["seconds"]])
             print(
                 f"bcNMF: {model.n_epochs_} epochs ({np.median(secs):.2f} s per epoch), "
@@ -218,7 +257,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

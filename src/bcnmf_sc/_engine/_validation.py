@@ -27,8 +27,10 @@ __all__ = [
     "LOSSES",
     "ConvergenceWarning",
     "Check",
+    "DataScaleError",
     "check_matrix",
     "check_params",
+    "check_scale",
     "resolve_device",
     "resolve_dtype",
 ]
@@ -95,8 +97,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"Unknown device {device!r}: use 'auto', 'cpu' or 'cuda'.") from e
+    if dev.type not in DEVICE_TYPES:
+        raise ValueError(f"Unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'mps'.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was requested but torch sees no CUDA GPU; use 'auto'.")
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError("device='mps' was requested but torch sees no MPS device; use 'auto'.")
     return dev
 
 
@@ -132,12 +139,78 @@ ALPHA = (
 )
 
 
+def _random_state_ok(v: Any) -> bool:
+    if v is None or isinstance(v, np.random.Generator):
+        return True
+    return not isinstance(v, bool) and isinstance(v, numbers.Integral) and int(v) >= 0
+
+
+RANDOM_STATE = Check(
+    _random_state_ok,
+    "random_state must be None, an integer >= 0 or a numpy Generator, got {value!r}.",
+)
+TOL = real(lambda x: math.isfinite(x) and x >= 0, "tol must be a number >= 0, got {value!r}.")
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def _device_ok(v: Any) -> bool:
+    if isinstance(v, torch.device):
+        return v.type in DEVICE_TYPES
+    if not isinstance(v, str):
+        return False
+    if v == "auto":
+        return True
+    try:
+        return torch.device(v).type in DEVICE_TYPES
+    except (RuntimeError, TypeError, ValueError):
+        return False
+
+
+DEVICE = Check(
+    _device_ok, "Unknown device {value!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
+)
+
+
+class DataScaleError(ValueError, FloatingPointError):
+    """The data's values are outside what the fit's float arithmetic can represent."""
+
+
+def check_scale(totals: Sequence[tuple[str, float]], dtype: torch.dtype) -> None:
+    """Raise when the mean cell total of a group is too large or too small to fit.
+
+    ``totals``: ``(role, mean total per cell)`` of each group (over all processes, so
+    every process raises alike). Too large (above ``finfo(dtype).max ** 0.75``) the
+    fit overflows ("diverges"); too small (below 1e-3, e.g. counts rescaled by 1e-30)
+    every usage is pinned at the floor and the topics look collapsed.
+    """
+    big = float(torch.finfo(dtype).max) ** 0.75
+    for role, mean in totals:
+        if not math.isfinite(mean) or mean > big:
+            raise DataScaleError(
+                f"The {role} values are too large for {str(dtype).replace('torch.', '')} "
+                f"arithmetic (mean total per cell {mean:.3g}): the fit would overflow and "
+                "diverge. Rescale the data (divide by a constant), or pass raw counts "
+                "(loss='kl') or log1p-normalised values (loss='frobenius')."
+            )
+        if mean < 1e-3:
+            raise DataScaleError(
+                f"The {role} values are too small to fit (mean total per cell {mean:.3g}): "
+                "every usage would be pinned at the floor. Pass raw counts (loss='kl', e.g. "
+                "layer='counts'), or rescale the data (multiply by a constant)."
+            )
+
+
 def check_matrix(X: Any, name: str) -> sp.csr_matrix:
     """``X`` as CSR, or an error that says what is wrong with it (one pass over values)."""
     if X is None:
         raise ValueError(f"{name} is missing: pass a cells x genes matrix.")
     if isinstance(X, RowSource):
         raise TypeError("pass matrices to fit(); row sources go through fit_source().")
+    if np.dtype(getattr(X, "dtype", np.float64)) == np.float16:
+        raise TypeError(
+            f"{name} has dtype float16, which scipy.sparse cannot hold; convert it first, "
+            "e.g. X.astype(np.float32)."
+        )
     X = as_csr(X, name=name)
     if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
         raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}.")

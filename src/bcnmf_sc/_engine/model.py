@@ -21,7 +21,15 @@ from .problem import resolve_null_topic, resolve_scaling
 from .projection import check_genes, normalised_components, projection_runtime
 from .rows import InMemoryRows, RowSource
 from .setup import prepare
-from .training import Restart, collapse_messages, fit_restarts, fitted_attributes, project, settled
+from .training import (
+    Restart,
+    collapse_messages,
+    fit_restarts,
+    fitted_attributes,
+    objective_messages,
+    project,
+    settled,
+)
 
 __all__ = ["BcNMF", "ConvergenceWarning", "resolve_device"]
 
@@ -224,11 +232,11 @@ class BcNMF:
         "solver": (v.one_of(v.SOLVERS),),
         "batch_size": (v.integer(1, none=True),),
         "max_epochs": (v.integer(1, none=True),),
-        "tol": (v.real(lambda x: x >= 0, "tol must be >= 0, got {value!r}."),),
+        "tol": (v.TOL,),
         "init": (v.one_of(v.INITS),),
         "n_init": (v.integer(1, message="n_init must be a positive integer, got {value!r}."),),
-        "random_state": (),
-        "device": (),
+        "random_state": (v.RANDOM_STATE,),
+        "device": (v.DEVICE,),
         "dtype": (v.DTYPE,),
         "progress": (),
         "alpha_scaling": (v.one_of(v.SCALINGS),),
@@ -325,6 +333,13 @@ class BcNMF:
         their cells (blocks of consecutive rows). With ``distributed=True`` the sources are
         this process's shards (see the class docstring).
         """
+        for name, src in (("target", target), ("background", background)):
+            if not isinstance(src, RowSource):
+                raise TypeError(
+                    f"fit_source() takes RowSource objects, got {type(src).__name__} as "
+                    f"{name}; pass matrices (arrays, scipy.sparse) to fit(X_target, "
+                    "X_background)."
+                )
         self._check_params()
         return self._fit(target, background)
 
@@ -338,8 +353,15 @@ class BcNMF:
         self.init_ = plan.init
         self.alpha_scaling_ = resolve_scaling(self.alpha_scaling, self.loss)
         self.null_topic_ = resolve_null_topic(self.null_topic, self.loss)
+        v.check_scale(
+            [(g.role, float(g.colsum.sum()) / max(g.n, 1)) for g in (pb.target, pb.background)],
+            rt.dtype,
+        )
         best = fit_restarts(rt, pb, plan, int(self.n_init), self.random_state)
         self._set_fitted(best, comm)
+        relative = best.terms[0] / max(pb.target.weight * pb.target.null, 1e-300)
+        for message in objective_messages(relative):
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
         return self
 
     def _set_fitted(self, best: Restart, comm: LocalComm) -> None:

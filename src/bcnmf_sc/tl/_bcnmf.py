@@ -17,19 +17,15 @@ from ._consensus import consensus_model, restart_seeds
 from ._enrichment import score_weights, target_score
 from ._inputs import (
     LOSSES,
-    check_source,
+    check_key,
+    check_unique_var_names,
     matrix_source,
     prepare_inputs,
-    resolve_groups,
-    resolve_mask,
 )
-from ._outputs import fit_result, plain, write_result
+from ._outputs import fit_params, fit_result, write_result
 
 __all__ = ["bcnmf", "bcnmf_transform"]
 
-# backward compatibility: the names the torchrun entry point imports from here
-_check_source, _resolve_groups, _resolve_mask = check_source, resolve_groups, resolve_mask
-_LOSSES = LOSSES
 # BcNMF parameters that tl.bcnmf sets from its own keyword arguments
 _ENGINE_SET = (
     "n_components alpha loss batch_size max_epochs tol n_init random_state device progress"
@@ -39,8 +35,7 @@ _ENGINE_SET = (
 # ------------------------------------------------------------------------ bcnmf
 def _check_args(key_added, loss, alpha, n_topics, consensus, n_init) -> None:
     """The checks of :func:`bcnmf`'s arguments that need no data."""
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
+    check_key(key_added)
     if loss not in LOSSES:
         raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
     if alpha is not None and (
@@ -82,6 +77,7 @@ def bcnmf(
     key_added: str = "bcnmf",
     copy: bool = False,
     progress: bool = True,
+    check_counts: bool = True,
 ) -> AnnData | None:
     """Background-contrastive NMF: gene programs of target cells absent from a background.
 
@@ -141,6 +137,12 @@ def bcnmf(
         Return a modified copy instead of writing to ``adata``.
     progress
         Show a progress bar over epochs.
+    check_counts
+        With ``loss="kl"``, check that the values are counts: a sample of the stored values
+        (about 100,000, from a few blocks of rows; never a full pass) must be integers up
+        to float error, else a ``ValueError`` suggests ``layer="counts"``. ``False``
+        skips the check (e.g. for ambient-corrected, non-integer counts). Recorded in
+        ``params``.
 
     Returns
     -------
@@ -184,6 +186,8 @@ def bcnmf(
     """
     # ---- validate everything before touching adata
     _check_args(key_added, loss, alpha, n_topics, consensus, n_init)
+    if not isinstance(check_counts, bool | np.bool_):
+        raise TypeError(f"check_counts must be True or False, got {check_counts!r}.")
     engine_kwargs = dict(engine_kwargs or {})
     clash = sorted(set(engine_kwargs) & set(_ENGINE_SET))
     if clash:
@@ -196,12 +200,7 @@ def bcnmf(
                 f"{n_genes} genes; use at most {min(n_target, n_genes)}."
             )
 
-    inp = prepare_inputs(
-        adata, background_key, background, target,
-        layer=layer, mask_var=mask_var, loss=loss, check=check_k,
-    )  # fmt: skip
     kwargs: dict[str, Any] = {} if alpha is None else {"alpha": float(alpha)}
-    seeds = restart_seeds(random_state, int(n_init)) if consensus else [random_state]
     model = BcNMF(
         n_components=int(n_topics),
         loss=loss,
@@ -209,12 +208,19 @@ def bcnmf(
         max_epochs=max_epochs,
         tol=tol,
         n_init=1 if consensus else n_init,
-        random_state=seeds[0],
+        random_state=random_state,
         device=device,
         progress=progress,
         **kwargs,
         **engine_kwargs,
     )
+    model._check_params()  # the engine's parameter rules, before any data is read
+    seeds = restart_seeds(random_state, int(n_init)) if consensus else [random_state]
+    model.random_state = seeds[0]
+    inp = prepare_inputs(
+        adata, background_key, background, target,
+        layer=layer, mask_var=mask_var, loss=loss, check=check_k, check_counts=check_counts,
+    )  # fmt: skip
     start = logg.info(
         f"computing bcNMF with {n_topics} topics on {inp.n_target} target vs "
         f"{int(inp.is_background.sum())} background cells x {inp.n_genes} genes"
@@ -228,25 +234,12 @@ def bcnmf(
     usage[inp.is_background] = model.usage_background_
     if inp.other.any():
         usage[inp.other] = model.transform_source(inp.rows(inp.other))
-    params = {
-        "background_key": background_key,
-        "background": [plain(v) for v in inp.background],
-        "target": [plain(v) for v in inp.target],
-        "n_topics": int(n_topics),
-        "alpha": float(model.alpha),
-        "loss": loss,
-        "layer": layer,
-        "mask_var": inp.mask_name,
-        "n_genes_used": inp.n_genes,
-        "batch_size": batch_size,
-        "max_epochs": max_epochs,
-        "tol": float(tol),
-        "n_init": int(n_init),
-        "consensus": bool(consensus),
-        "seeds": seeds if consensus else None,
-        "random_state": random_state,
-        "device": str(device),
-    }
+    params = fit_params(
+        inp, model, background_key=background_key, n_topics=n_topics, loss=loss,
+        layer=layer, batch_size=batch_size, max_epochs=max_epochs, tol=tol, n_init=n_init,
+        consensus=consensus, seeds=seeds, random_state=random_state, device=device,
+        check_counts=bool(check_counts),
+    )  # fmt: skip
     result = fit_result(
         model,
         usage,
@@ -316,7 +309,10 @@ def bcnmf_transform(
         enrichment table, as in :func:`bcnmf_sc.tl.bcnmf`) to
         ``adata_query.obs[f"{key}_target_score"]``.
     layer
-        Layer of the query to use instead of ``.X``.
+        Layer of the query to use. Default: the layer the reference was fitted on
+        (``adata_reference.uns[key]["params"]["layer"]``; ``.X`` when none is recorded),
+        so a reference fitted on ``layer="counts"`` projects the query's counts too.
+        ``layer="X"`` uses the query's ``.X`` whatever the reference used.
 
     Raises
     ------
@@ -328,6 +324,17 @@ def bcnmf_transform(
         raise KeyError(f"No bcNMF result under key {key!r} in the reference; run tl.bcnmf first.")
     params = adata_reference.uns[key].get("params", {})
     loss = str(params.get("loss", "kl"))
+    check_unique_var_names(adata_reference, "the reference")
+    check_unique_var_names(adata_query, "the query")
+    if layer is None:
+        layer = params.get("layer")
+        if layer is not None and layer not in adata_query.layers:
+            raise KeyError(
+                f"The reference was fitted on layer {layer!r}, which the query lacks; pass "
+                f"layer= (one of {list(adata_query.layers)}, or 'X' for .X)."
+            )
+    elif layer == "X" and "X" not in adata_query.layers:
+        layer = None
     L = np.asarray(adata_reference.varm[lkey], dtype=float)
     loaded = L.sum(1) > 0
     ref_genes = adata_reference.var_names[loaded]

@@ -30,7 +30,10 @@ from bcnmf_sc._engine.sparse import as_csr
 __all__ = [
     "LOSSES",
     "Inputs",
+    "check_counts_sample",
     "check_source",
+    "check_key",
+    "check_unique_var_names",
     "check_values",
     "matrix_source",
     "prepare_inputs",
@@ -67,6 +70,27 @@ class Inputs:
     def rows(self, mask: np.ndarray) -> RowSource:
         """The cells ``mask`` (bool over obs, or increasing indices) as a row source."""
         return self.source.subset(rows=mask)
+
+
+def check_key(key_added: Any, name: str = "key_added") -> None:
+    """A key results can be stored under and read back from an ``.h5ad`` file."""
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"{name} must be a non-empty string, got {key_added!r}.")
+    if "/" in key_added:
+        raise ValueError(
+            f"{name}={key_added!r} contains '/', which is not allowed in h5ad keys (the file "
+            "could not be read back); use e.g. " + repr(key_added.replace("/", "_")) + "."
+        )
+
+
+def check_dtype(X: Any, what: str) -> None:
+    """The matrix's dtype, from its handle (nothing is read): float16 is refused."""
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None and np.dtype(dtype) == np.float16:
+        raise TypeError(
+            f"{what} has dtype float16, which scipy.sparse (and so bcnmf-sc) cannot use; "
+            "convert it first, e.g. adata.X = adata.X.astype(np.float32)."
+        )
 
 
 def get_matrix(adata: AnnData, layer: str | None) -> Any:
@@ -150,6 +174,80 @@ def backed_source(adata: AnnData, layer: str | None) -> RowSource | None:
     return H5adRows(X)
 
 
+#: how many stored values the count check samples, and from how many row blocks
+COUNT_SAMPLE = 100_000
+COUNT_BLOCKS = 4
+
+
+def _is_integer(values: np.ndarray) -> np.ndarray:
+    """Whether each value is an integer up to float error (3.0000001 is 3).
+
+    The tolerance, ``max(1e-3, 1e-6 * |x|)``, is far above the rounding of a few float32
+    operations on counts and far below the fractions of normalised or log1p values.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    return np.abs(x - np.rint(x)) <= np.maximum(1e-3, 1e-6 * np.abs(x))
+
+
+def check_counts_sample(
+    src: RowSource, what: str, *, n_values: int = COUNT_SAMPLE, n_blocks: int = COUNT_BLOCKS
+) -> None:
+    """Raise unless a sample of the stored values are counts (integers up to float error).
+
+    Reads at most about ``n_values`` stored values, from ``n_blocks`` blocks of
+    consecutive rows spread over the matrix (a backed file is read by blocks of rows,
+    never in full).
+    """
+    n = src.shape[0]
+    if n == 0 or src.shape[1] == 0:
+        return
+    per_block, step = max(1, n_values // n_blocks), 256
+    starts = np.unique(np.linspace(0, n, n_blocks, endpoint=False).astype(int))
+    ends = np.r_[starts[1:], n]
+    parts = []
+    for start, end in zip(starts, ends, strict=True):
+        got = 0
+        for lo in range(int(start), int(end), step):
+            block = src.rows(np.arange(lo, min(lo + step, int(end))))
+            parts.append(block.data)
+            got += block.nnz
+            if got >= per_block:
+                break
+    values = np.concatenate(parts) if parts else np.zeros(0)
+    values = values[values != 0]
+    if values.size == 0:
+        return
+    bad = ~_is_integer(values)
+    if not bad.any():
+        return
+    example = float(values[bad][0])
+    tiny = float(np.abs(values).max()) < 1e-3
+    hint = (
+        " The values are all tiny (largest sampled "
+        f"{float(np.abs(values).max()):.3g}): raw counts rescaled by a small factor?"
+        if tiny
+        else ""
+    )
+    raise ValueError(
+        f"{what} does not look like raw counts: {int(bad.sum())} of {values.size} sampled "
+        f"values are not integers (e.g. {example:.6g}), as log1p-normalised or scaled data "
+        "are. loss='kl' models counts: pass the layer that holds the raw counts (e.g. "
+        "layer=\"counts\"), or use loss='frobenius' for normalised data. To fit these values "
+        f"with loss='kl' anyway, pass check_counts=False.{hint}"
+    )
+
+
+def check_unique_var_names(adata: AnnData, what: str) -> None:
+    """Genes are matched by name: duplicated ``var_names`` would be ambiguous."""
+    names = adata.var_names
+    if not names.is_unique:
+        dup = list(names[names.duplicated()].unique()[:5])
+        raise ValueError(
+            f"The var_names of {what} are not unique (e.g. {dup}); genes are matched by "
+            "name. Call adata.var_names_make_unique() first."
+        )
+
+
 def check_source(src: RowSource, loss: str, what: str) -> None:
     """:func:`check_values` over a row source, one block at a time (one pass)."""
     for _, block in src.blocks(block_rows(src.shape[1])):
@@ -164,21 +262,31 @@ def matrix_source(
     what: str,
     *,
     backed: RowSource | None = None,
+    check_counts: bool = False,
 ) -> RowSource:
     """The matrix (``cols``: bool mask or indices of the genes to keep) as a checked source.
 
     A backed ``.X`` streams from disk and is checked block by block; anything else is
-    read into memory as CSR and checked in one go.
+    read into memory as CSR and checked in one go. With ``check_counts`` (and
+    ``loss="kl"``) a sample of the values must be counts (:func:`check_counts_sample`),
+    checked first.
     """
     src = backed if backed is not None else backed_source(adata, layer)
     if src is not None:
         src = src.subset(cols=cols) if cols is not None else src
+        if check_counts and loss == "kl":
+            check_counts_sample(src, what)
         check_source(src, loss, what)
         return src
-    X = as_csr_or_dense(get_matrix(adata, layer))
+    M = get_matrix(adata, layer)
+    check_dtype(M, what)
+    X = as_csr_or_dense(M)
     X = X[:, cols] if cols is not None else X
     check_values(X, loss, what)
-    return InMemoryRows(as_csr(X))
+    out = InMemoryRows(as_csr(X))
+    if check_counts and loss == "kl":
+        check_counts_sample(out, what)
+    return out
 
 
 def resolve_mask(adata: AnnData, mask_var) -> tuple[np.ndarray, str | None]:
@@ -197,6 +305,13 @@ def resolve_mask(adata: AnnData, mask_var) -> tuple[np.ndarray, str | None]:
         col = adata.var[mask_var]
         if not pd.api.types.is_bool_dtype(col):
             raise ValueError(f"adata.var[{mask_var!r}] must be boolean, got dtype {col.dtype}.")
+        n_na = int(col.isna().sum())
+        if n_na:
+            raise ValueError(
+                f"adata.var[{mask_var!r}] has {n_na} missing values (NA); say whether those "
+                f"genes are used, e.g. adata.var[{mask_var!r}] = "
+                f"adata.var[{mask_var!r}].fillna(False)."
+            )
         mask, name = col.to_numpy(dtype=bool), mask_var
     else:
         mask = np.asarray(mask_var)
@@ -212,9 +327,16 @@ def resolve_mask(adata: AnnData, mask_var) -> tuple[np.ndarray, str | None]:
 
 
 def _as_list(values) -> list:
+    """One label, or a list-like of labels (list, tuple, set, ndarray, Index, Series)."""
     if values is None:
         return []
-    if isinstance(values, str | bool | np.bool_) or not isinstance(values, Sequence | np.ndarray):
+    if isinstance(values, pd.Series | pd.Index | pd.Categorical):
+        return list(pd.unique(np.asarray(values, dtype=object)))
+    if isinstance(values, np.ndarray):
+        return list(values.ravel())
+    if isinstance(values, str | bool | np.bool_) or not isinstance(
+        values, Sequence | set | frozenset
+    ):
         return [values]
     return list(values)
 
@@ -274,20 +396,24 @@ def prepare_inputs(
     mask_var: str | np.ndarray | None = None,
     loss: str = "kl",
     check: Any = None,
+    check_counts: bool = True,
 ) -> Inputs:
     """Groups, genes and the checked matrix of a fit (see the module docstring).
 
     ``check(n_target, n_genes)``, when given, runs after the groups and genes are known
     and before any value is read (e.g. to reject too many topics without a pass over
-    the data).
+    the data). ``check_counts``: with ``loss="kl"``, a sample of the values must be
+    counts (:func:`check_counts_sample`).
     """
     is_tg, is_bg, tg, bg = resolve_groups(adata, background_key, background, target)
     backed = backed_source(adata, layer)  # a backed view fails here, before anything is read
-    if backed is None:
-        get_matrix(adata, layer)  # a missing layer too
+    what = "The data" if layer is None else f"Layer {layer!r}"
+    check_dtype(adata.X if backed is not None else get_matrix(adata, layer), what)
     genes, mask_name = resolve_mask(adata, mask_var)
     if check is not None:
         check(int(is_tg.sum()), int(genes.sum()))
-    what = "The data" if layer is None else f"Layer {layer!r}"
-    src = matrix_source(adata, layer, None if genes.all() else genes, loss, what, backed=backed)
+    cols = None if genes.all() else genes
+    src = matrix_source(
+        adata, layer, cols, loss, what, backed=backed, check_counts=check_counts
+    )  # fmt: skip
     return Inputs(is_tg, is_bg, tg, bg, genes, mask_name, src)

@@ -24,7 +24,7 @@ from bcnmf_sc._utils import default_topic_names
 
 from ._enrichment import compare_usage, score_weights, target_score
 
-__all__ = ["FitResult", "fit_result", "plain", "plain_params", "write_result"]
+__all__ = ["FitResult", "fit_params", "fit_result", "plain", "plain_params", "write_result"]
 
 
 def plain(v: Any) -> Any:
@@ -37,6 +37,51 @@ def plain(v: Any) -> Any:
 def plain_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """``params`` without ``None`` values, numpy scalars made Python scalars."""
     return {k: plain(v) for k, v in params.items() if v is not None}
+
+
+def fit_params(
+    inputs: Any,
+    model: BcNMF,
+    *,
+    background_key: str,
+    n_topics: int,
+    loss: str,
+    layer: str | None,
+    batch_size: int | None,
+    max_epochs: int | None,
+    tol: float,
+    n_init: int,
+    consensus: bool,
+    seeds: list | None,
+    random_state: Any,
+    device: Any,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The call's ``params`` record, the one rule for :func:`bcnmf_sc.tl.bcnmf` and torchrun.
+
+    ``inputs`` is the :class:`~bcnmf_sc.tl._inputs.Inputs` the model was fitted on;
+    ``extra`` (e.g. ``check_counts``, ``n_processes``) is added after ``device``.
+    """
+    return {
+        "background_key": background_key,
+        "background": [plain(v) for v in inputs.background],
+        "target": [plain(v) for v in inputs.target],
+        "n_topics": int(n_topics),
+        "alpha": float(model.alpha),
+        "loss": loss,
+        "layer": layer,
+        "mask_var": inputs.mask_name,
+        "n_genes_used": inputs.n_genes,
+        "batch_size": batch_size,
+        "max_epochs": max_epochs,
+        "tol": float(tol),
+        "n_init": int(n_init),
+        "consensus": bool(consensus),
+        "seeds": seeds if consensus else None,
+        "random_state": random_state,
+        "device": str(device),
+        **extra,
+    }
 
 
 @dataclass

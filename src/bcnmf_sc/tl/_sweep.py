@@ -16,7 +16,7 @@ from bcnmf_sc._engine import BcNMF, ConvergenceWarning
 from bcnmf_sc._progress import progress_bar
 
 from ._consensus import restart_seeds
-from ._inputs import LOSSES, prepare_inputs
+from ._inputs import LOSSES, check_key, prepare_inputs
 from ._outputs import plain, plain_params
 from ._sweep_measures import _COLUMNS, MIN_STABILITY, TOLERANCE, check_grid, evaluate, recommend
 
@@ -28,8 +28,7 @@ _RESERVED = ("n_components", "alpha", "loss", "n_init", "random_state", "progres
 
 def _check_args(key_added, loss, alphas, n_topics, n_init, heldout, min_stability, tolerance):
     """The checks of :func:`bcnmf_sweep`'s arguments that need no data; the grid."""
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
+    check_key(key_added)
     if loss not in LOSSES:
         raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
     alpha_list, k_list = check_grid(alphas, n_topics)
@@ -123,6 +122,7 @@ def bcnmf_sweep(
     engine_kwargs: Mapping[str, Any] | None = None,
     key_added: str = "bcnmf_sweep",
     progress: bool = True,
+    check_counts: bool = True,
 ) -> pd.DataFrame:
     """Fit bcNMF over a grid of ``alpha`` and ``n_topics`` and recommend a setting.
 
@@ -168,6 +168,9 @@ def bcnmf_sweep(
         The results are stored in ``adata.uns[key_added]``.
     progress
         Show a progress bar over the settings.
+    check_counts
+        With ``loss="kl"``, check on a sample of the values that they are counts, as
+        :func:`bcnmf_sc.tl.bcnmf` does; ``False`` skips the check.
 
     Returns
     -------
@@ -257,13 +260,15 @@ def bcnmf_sweep(
     alpha_list, k_list = _check_args(
         key_added, loss, alphas, n_topics, n_init, heldout, min_stability, tolerance
     )
+    if not isinstance(check_counts, bool | np.bool_):
+        raise TypeError(f"check_counts must be True or False, got {check_counts!r}.")
     engine = dict(engine_kwargs or {})
     clash = [k for k in engine if k in _RESERVED]
     if clash:
         raise ValueError(f"engine_kwargs cannot set {clash}: the sweep sets them itself.")
     engine.update(batch_size=batch_size, max_epochs=max_epochs, tol=tol, device=device)
     try:  # bad engine parameters fail here, not mid-sweep
-        BcNMF(**engine)._check_params()
+        BcNMF(**{"random_state": random_state, **engine})._check_params()
     except TypeError as e:
         raise ValueError(f"engine_kwargs holds an unknown BcNMF parameter: {e}") from e
     n_test = 0
@@ -282,7 +287,7 @@ def bcnmf_sweep(
 
     inp = prepare_inputs(
         adata, background_key, background, target,
-        layer=layer, mask_var=mask_var, loss=loss, check=check_k,
+        layer=layer, mask_var=mask_var, loss=loss, check=check_k, check_counts=check_counts,
     )  # fmt: skip
     X_t, X_b = inp.rows(inp.is_target), inp.rows(inp.is_background)
     n_t, n_genes = inp.n_target, inp.n_genes
@@ -320,6 +325,7 @@ def bcnmf_sweep(
         "tol": float(tol),
         "random_state": random_state,
         "device": str(device),
+        "check_counts": bool(check_counts),
         **{f"engine_{k}": v for k, v in (engine_kwargs or {}).items()},
     }
     params = plain_params(params)

@@ -1,0 +1,458 @@
+"""What the two command lines (``bcnmf-sc fit`` and ``python -m bcnmf_sc.distributed``) share.
+
+* one argument builder, :func:`add_fit_arguments`, and one check of the values,
+  :func:`check_args`;
+* the checks of the input file (an AnnData ``.h5ad``) and of the output path
+  (:func:`check_input`, :func:`check_output`);
+* atomic writes (:func:`atomic_output`: a temporary file next to the destination, then
+  ``os.replace``; removed on any error or Ctrl-C);
+* one error path, :func:`run_cli`: every user error is one line
+  ``PROG: error: MESSAGE`` naming the flag, exit status 2, no traceback (``--debug``
+  shows it). Messages of the Python API that name its parameters (``n_components must
+  be ...``) are rewritten to name the flags (:data:`PARAM_FLAGS`, :func:`translate`).
+
+Output policy (both commands): the output is the input AnnData plus the results, as
+``bc.tl.bcnmf`` leaves it. An existing file, or the input itself, is never replaced
+unless ``--overwrite`` (alias ``--force``) is given; even then the new file is written
+to a temporary file first and renamed over the old one only once it is complete, so the
+old file is intact until the very end, whatever happens before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import re
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+__all__ = [
+    "PARAM_FLAGS",
+    "UserError",
+    "add_fit_arguments",
+    "atomic_output",
+    "check_args",
+    "check_input",
+    "check_output",
+    "convert_values",
+    "resolve_labels",
+    "run_cli",
+    "translate",
+]
+
+
+class UserError(Exception):
+    """A mistake in the command line or its files: reported as one line, exit status 2."""
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse, but its errors go through :func:`run_cli` (one line, no usage block)."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+# Python API parameter -> command line flag, the one place that maps them.
+PARAM_FLAGS = {
+    "n_components": "-k/--n-topics",
+    "n_topics": "-k/--n-topics",
+    "background_key": "--background-key",
+    "background": "--background",
+    "target": "--target",
+    "alpha": "--alpha",
+    "loss": "--loss",
+    "layer": "--layer",
+    "mask_var": "--mask-var",
+    "batch_size": "--batch-size",
+    "max_epochs": "--max-epochs",
+    "tol": "--tol",
+    "n_init": "--n-init",
+    "consensus": "--consensus",
+    "random_state": "--seed",
+    "device": "--device",
+    "dtype": "--dtype",
+    "key_added": "--key-added",
+    "check_counts": "--no-check-counts",  # only ever named as check_counts=False
+}
+_NAMES = "|".join(sorted(PARAM_FLAGS, key=len, reverse=True))
+# name=value (value optional, quotes dropped): n_topics=5, loss='kl', background=
+_ASSIGN = re.compile(rf"\b({_NAMES})=(?:'([^']*)'|([^\s,;:)]*))")
+# parameter names with an underscore are never plain words: rewrite them anywhere
+_UNDERSCORED = re.compile(r"\b(" + "|".join(n for n in PARAM_FLAGS if "_" in n) + r")\b")
+# plain words only where they are the subject: "alpha must ...", "Unknown loss ..."
+_SUBJECT = re.compile(rf"(^|Unknown )({_NAMES})\b(?= must| should| is |\s'|\s\d)")
+
+
+def translate(message: str) -> str:
+    """Rewrite the Python API's parameter names in ``message`` as the command line flags."""
+
+    def assign(m: re.Match) -> str:
+        flag = PARAM_FLAGS[m.group(1)]
+        value = m.group(2) if m.group(2) is not None else m.group(3)
+        if flag.startswith("--no-") and value == "False":
+            return flag
+        return flag if value in ("", "True") else f"{flag} {value}"
+
+    message = _ASSIGN.sub(assign, message)
+    message = _SUBJECT.sub(lambda m: m.group(1) + PARAM_FLAGS[m.group(2)], message)
+    message = re.sub(r"^Layer '", "--layer '", message)
+    return _UNDERSCORED.sub(lambda m: PARAM_FLAGS[m.group(1)], message)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+# --------------------------------------------------------------------- arguments
+OVERWRITE_HELP = (
+    "replace OUT.h5ad if it exists, even when it is the input file; without it an existing "
+    "file is never written. The new file is written to a temporary file next to OUT.h5ad "
+    "and renamed over it only when complete, so the old file stays intact until then"
+)
+
+
+def add_fit_arguments(p: argparse.ArgumentParser, *, consensus: bool = True) -> None:
+    """The options of a fit, shared by ``bcnmf-sc fit`` and ``bcnmf_sc.distributed``."""
+    p.add_argument("input", metavar="IN.h5ad", help="input AnnData file (counts in X or --layer)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT.h5ad",
+        help="output file: the input AnnData plus the results (never the input itself "
+        "unless --overwrite)",
+    )
+    p.add_argument(
+        "--background-key", required=True, metavar="KEY", help="obs column defining the groups"
+    )
+    p.add_argument(
+        "--background",
+        nargs="+",
+        metavar="VALUE",
+        help="background value(s) of KEY (not needed for a boolean column, where False is "
+        "background)",
+    )
+    p.add_argument(
+        "--target", nargs="+", metavar="VALUE", help="target value(s) of KEY (default: the rest)"
+    )
+    p.add_argument("-k", "--n-topics", type=int, default=10, metavar="K", help="topics (10)")
+    p.add_argument(
+        "--alpha", type=float, default=None, help="contrast strength (default: engine default)"
+    )
+    p.add_argument(
+        "--loss", choices=("kl", "frobenius"), default="kl", help="kl for raw counts (default)"
+    )
+    p.add_argument("--layer", default=None, metavar="L", help="layer to use instead of .X")
+    p.add_argument(
+        "--mask-var",
+        default=None,
+        metavar="COLUMN",
+        help="boolean var column of the genes to use (default: highly_variable if present)",
+    )
+    p.add_argument("--batch-size", type=int, default=None, metavar="N", help="cells per batch")
+    p.add_argument("--max-epochs", type=int, default=None, metavar="N", help="epoch limit")
+    p.add_argument("--tol", type=float, default=1e-5, help="relative tolerance (1e-5)")
+    p.add_argument(
+        "--n-init", type=int, default=1, metavar="N", help="restarts; the best is kept (1)"
+    )
+    if consensus:
+        p.add_argument(
+            "--consensus",
+            action="store_true",
+            help="combine the --n-init restarts (>= 2) into consensus topics",
+        )
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (0)")
+    p.add_argument(
+        "--dtype", choices=("float32", "float64"), default=None, help="(engine default float32)"
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
+    p.add_argument("--key-added", default="bcnmf", metavar="KEY", help="result key (bcnmf)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument(
+        "--no-check-counts",
+        dest="check_counts",
+        action="store_false",
+        help="with --loss kl, skip the check that a sample of the values are integer counts",
+    )
+    add_safety_arguments(p)
+
+
+def add_safety_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", "--force", action="store_true", help=OVERWRITE_HELP)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+
+def _require(ok: bool, flag: str, what: str, value) -> None:
+    if not ok:
+        raise UserError(f"{flag} must be {what}, got {value!r}")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Range checks of the shared options, before any file is read."""
+    _require(args.n_topics >= 1, "-k/--n-topics", ">= 1", args.n_topics)
+    if args.alpha is not None:
+        _require(
+            math.isfinite(args.alpha) and args.alpha >= 0, "--alpha", "a number >= 0", args.alpha
+        )
+    for flag, v in (("--batch-size", args.batch_size), ("--max-epochs", args.max_epochs)):
+        if v is not None:
+            _require(v >= 1, flag, ">= 1", v)
+    _require(math.isfinite(args.tol) and args.tol >= 0, "--tol", "a number >= 0", args.tol)
+    _require(args.n_init >= 1, "--n-init", ">= 1", args.n_init)
+    if getattr(args, "consensus", False):
+        _require(args.n_init >= 2, "--n-init", ">= 2 with --consensus", args.n_init)
+    _require(args.seed >= 0, "--seed", ">= 0", args.seed)
+    key = args.key_added
+    _require(bool(key) and "/" not in key, "--key-added", "a non-empty name without '/'", key)
+    check_device(args.device)
+
+
+def check_device(device: str):
+    """The torch device of ``--device``, or a :class:`UserError` if this machine lacks it."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(
+            f"--device {device!r} is not a device: use auto, cpu, cuda or cuda:N"
+        ) from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise UserError(f"--device {device!r}: torch sees no CUDA GPU here; use auto or cpu")
+        if dev.index is not None and dev.index >= n:
+            raise UserError(f"--device {device!r}: this machine has {n} CUDA GPU(s) (cuda:0..)")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise UserError(f"--device {device!r}: MPS is not available here; use auto or cpu")
+    elif dev.type != "cpu":
+        raise UserError(f"--device {device!r} is not supported: use auto, cpu, cuda or cuda:N")
+    return dev
+
+
+# ------------------------------------------------------------------------- files
+def check_input(path: str, layer: str | None = None) -> Path:
+    """``path`` must be an AnnData ``.h5ad`` file holding ``X`` (or ``layers/LAYER``)."""
+    import h5py
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"input file {path!r} does not exist")
+    if not p.is_file():
+        raise UserError(f"input file {path!r} is not a file")
+    if not h5py.is_hdf5(p):
+        raise UserError(f"input file {path!r} is not an .h5ad (HDF5) file")
+    with h5py.File(p, "r") as f:
+        missing = [g for g in ("obs", "var") if g not in f]
+        if missing:
+            raise UserError(
+                f"input file {path!r} is an HDF5 file but not an AnnData .h5ad (no "
+                f"{' or '.join(missing)} group)"
+            )
+        layers = list(f["layers"]) if "layers" in f else []
+        if layer is not None and layer not in layers:
+            raise UserError(f"--layer {layer!r} is not a layer of {path!r}; available: {layers}")
+        if layer is None and "X" not in f:
+            raise UserError(f"input file {path!r} has no X; pass --layer (layers: {layers})")
+    return p
+
+
+def _lexists(p: Path) -> bool:
+    return os.path.lexists(p)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (other spellings, symlinks, hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(output: str, overwrite: bool, *, input: str | None = None) -> Path:
+    """Refuse an output that exists (or is the input) unless ``overwrite``; check the folder."""
+    out = Path(output)
+    if out.is_dir():
+        raise UserError(f"-o/--output {output!r} is a directory; give a file name")
+    if input is not None and same_file(Path(input), out) and not overwrite:
+        raise UserError(
+            f"-o/--output {output!r} is the input file; choose another file, or pass "
+            "--overwrite to replace the input with input + results"
+        )
+    if _lexists(out) and not overwrite:
+        raise UserError(
+            f"-o/--output {output!r} exists; pass --overwrite (or --force) to replace it"
+        )
+    folder = Path(os.path.realpath(out)).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"-o/--output {output!r}: cannot write in folder {str(folder)!r}")
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(dest: str | os.PathLike, *, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; rename it to ``dest`` if the block succeeds.
+
+    On any exception (also ``KeyboardInterrupt``) the temporary file is removed and
+    ``dest`` is left as it was. A symlink ``dest`` keeps pointing to the new file.
+    """
+    dest = Path(dest)
+    target = Path(os.path.realpath(dest))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.h5ad", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if not overwrite and _lexists(dest):
+            raise UserError(
+                f"-o/--output {str(dest)!r} appeared while fitting; pass --overwrite (or "
+                "--force) to replace it"
+            )
+        with open(tmp, "rb+") as fh:  # on disk before the rename
+            os.fsync(fh.fileno())
+        mode = target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+# ------------------------------------------------------------------------ labels
+def convert_values(values: list[str] | None, column) -> list | None:
+    """Map command line strings onto the values of an obs column (bool/int/str)."""
+    if values is None:
+        return None
+    import pandas as pd
+
+    present = list(pd.unique(column.dropna()))
+    if hasattr(column, "cat"):
+        present += [c for c in column.cat.categories if c not in present]
+    lookup = {str(v): v for v in present}
+    lookup.update({str(v).lower(): v for v in present})
+    return [lookup.get(v, lookup.get(v.lower(), v)) for v in values]
+
+
+def resolve_labels(obs, args: argparse.Namespace, path: str) -> tuple[list | None, list | None]:
+    """Check ``--background-key``, ``--background`` and ``--target`` against ``obs``."""
+    import pandas as pd
+
+    key = args.background_key
+    if key not in obs.columns:
+        raise UserError(
+            f"--background-key {key!r} is not an obs column of {path!r}; "
+            f"available: {list(obs.columns)}"
+        )
+    col = obs[key]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        present = list(col.cat.categories)
+    else:
+        present = list(pd.unique(col.dropna()))
+    shown = [str(v) for v in present]
+    if args.background is None and not (pd.api.types.is_bool_dtype(col) and args.target is None):
+        raise UserError(
+            f"--background is required: the background value(s) of obs column {key!r}, one "
+            f"or more of {shown}"
+        )
+    bg, tg = convert_values(args.background, col), convert_values(args.target, col)
+    for flag, given, vals in (("--background", args.background, bg), ("--target", args.target, tg)):
+        unknown = [g for g, v in zip(given or [], vals or [], strict=True) if v not in present]
+        if unknown:
+            raise UserError(
+                f"{flag}: unknown value(s) {unknown} of obs column {key!r}; available: {shown}"
+            )
+    return bg, tg
+
+
+# ------------------------------------------------------------------- error path
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM (torchrun stopping a process) unwinds like Ctrl-C, so temp files go."""
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+USER_ERRORS = (UserError, ValueError, KeyError, TypeError, OSError, ArithmeticError)
+
+
+def run_cli(
+    parser: argparse.ArgumentParser,
+    body: Callable[[argparse.Namespace], None],
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str,
+    quiet: bool = False,
+) -> int:
+    """Parse ``argv`` and run ``body``; the one error path of the command lines.
+
+    Returns 0, 2 for a user error (one line ``PROG: error: ...`` on stderr, parameter
+    names rewritten as flags), 130 for Ctrl-C, 1 for an unexpected error (one line too).
+    ``--debug`` re-raises instead, with the traceback. ``quiet`` (processes other than
+    rank 0 of a torchrun job) prints nothing.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+
+    def say(line: str) -> None:
+        if not quiet:
+            print(f"{prog}: {line}", file=sys.stderr, flush=True)
+
+    try:
+        args = parser.parse_args(argv)
+        debug = bool(getattr(args, "debug", debug))
+        with _sigterm_as_exit():
+            body(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        say("interrupted; no output was written")
+        return 130
+    except USER_ERRORS as e:
+        if debug:
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        if not isinstance(e, UserError):
+            msg = translate(str(msg))
+        say(f"error: {_one_line(msg)}")
+        return 2
+    except Exception as e:
+        if debug:
+            raise
+        say(
+            f"internal error: {type(e).__name__}: {_one_line(str(e))} (rerun with --debug for the "
+            "traceback)"
+        )
+        return 1
+    return 0
