@@ -17,7 +17,6 @@ from ._dist import LocalComm, TorchComm
 from ._validation import ConvergenceWarning, check_matrix, resolve_device
 from .evaluate import score_components
 from .options import get_options
-from .problem import resolve_null_topic, resolve_scaling
 from .projection import check_genes, normalised_components, projection_runtime
 from .rows import InMemoryRows, RowSource
 from .setup import prepare
@@ -351,8 +350,7 @@ class BcNMF:
         self.device_, self.dtype_, self.loss_ = rt.device, rt.dtype, rt.loss
         self.scale_target_, self.scale_background_ = pb.target.weight, pb.background.weight
         self.init_ = plan.init
-        self.alpha_scaling_ = resolve_scaling(self.alpha_scaling, self.loss)
-        self.null_topic_ = resolve_null_topic(self.null_topic, self.loss)
+        self.alpha_scaling_, self.null_topic_ = pb.scaling, pb.null_topic
         v.check_scale(
             [(g.role, float(g.colsum.sum()) / max(g.n, 1)) for g in (pb.target, pb.background)],
             rt.dtype,

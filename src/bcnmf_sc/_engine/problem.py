@@ -91,6 +91,12 @@ class Problem:
     background: Group
     alpha: float
     floor: torch.Tensor  # every loading stays at or above this (per gene)
+    scaling: str = "deviance"  # how the groups' weights were set (resolved alpha_scaling)
+
+    @property
+    def null_topic(self) -> str:
+        """``"background"`` when the background is fitted with its null topic, else ``"none"``."""
+        return "none" if self.background.profile is None else "background"
 
     @property
     def groups(self) -> tuple[Group, Group]:

@@ -135,6 +135,7 @@ def prepare(
         background=bg,
         alpha=float(params["alpha"]),
         floor=torch.as_tensor(np.maximum(floor, EPS), dtype=rt.dtype).to(rt.device),
+        scaling=scaling,
     )
     full = solver == "full"
     plan = Schedule(
