@@ -13,13 +13,11 @@ from ._cli_common import (
     UserError,
     add_fit_arguments,
     add_safety_arguments,
-    atomic_output,
     check_args,
-    check_input,
-    check_output,
     resolve_labels,
     run_cli,
 )
+from ._cli_files import atomic_output, check_input, check_output
 
 __all__ = ["main"]
 

@@ -68,14 +68,12 @@ from ._cli_common import (
     CliParser,
     UserError,
     add_fit_arguments,
-    atomic_output,
     check_args,
     check_device,
-    check_input,
-    check_output,
     resolve_labels,
     run_cli,
 )
+from ._cli_files import atomic_output, check_input, check_output
 
 __all__ = ["main"]
 
