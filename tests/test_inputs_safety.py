@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import bcnmf_sc as bc
 from bcnmf_sc import BcNMF
 from bcnmf_sc.datasets import simulate
-from bcnmf_sc.tl._inputs import _is_integer, check_counts_sample
+from bcnmf_sc.tl._checks import _is_integer, check_counts_sample
 
 FAST = dict(n_topics=2, max_epochs=3, progress=False, device="cpu")
 quiet = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -127,13 +127,8 @@ def _main(args: argparse.Namespace) -> None:
 
     from ._engine import BcNMF
     from ._engine.rows import H5adRows, RowSource
-    from .tl._inputs import (
-        Inputs,
-        check_counts_sample,
-        check_source,
-        resolve_groups,
-        resolve_mask,
-    )
+    from .tl._checks import check_counts_sample, check_source
+    from .tl._inputs import Inputs, resolve_groups, resolve_mask
     from .tl._outputs import fit_params, fit_result, write_result
 
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -13,15 +13,10 @@ from scanpy import logging as logg
 
 from bcnmf_sc._engine import BcNMF
 
+from ._checks import check_key, check_unique_var_names
 from ._consensus import consensus_model, restart_seeds
 from ._enrichment import score_weights, target_score
-from ._inputs import (
-    LOSSES,
-    check_key,
-    check_unique_var_names,
-    matrix_source,
-    prepare_inputs,
-)
+from ._inputs import LOSSES, matrix_source, prepare_inputs
 from ._outputs import fit_params, fit_result, write_result
 
 __all__ = ["bcnmf", "bcnmf_transform"]

@@ -15,8 +15,9 @@ from scanpy import logging as logg
 from bcnmf_sc._engine import BcNMF, ConvergenceWarning
 from bcnmf_sc._progress import progress_bar
 
+from ._checks import check_key
 from ._consensus import restart_seeds
-from ._inputs import LOSSES, check_key, prepare_inputs
+from ._inputs import LOSSES, prepare_inputs
 from ._outputs import plain, plain_params
 from ._sweep_measures import _COLUMNS, MIN_STABILITY, TOLERANCE, check_grid, evaluate, recommend
 
