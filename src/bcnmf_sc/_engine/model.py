@@ -356,13 +356,13 @@ class BcNMF:
             rt.dtype,
         )
         best = fit_restarts(rt, pb, plan, int(self.n_init), self.random_state)
-        self._set_fitted(best, comm)
+        # the target's loss relative to its null model, whatever the scaling
         relative = best.terms[0] / max(pb.target.weight * pb.target.null, 1e-300)
-        for message in objective_messages(relative):
-            warnings.warn(message, RuntimeWarning, stacklevel=3)
+        self._set_fitted(best, comm, relative)
         return self
 
-    def _set_fitted(self, best: Restart, comm: LocalComm) -> None:
+    def _set_fitted(self, best: Restart, comm: LocalComm, relative_target: float) -> None:
+        """Copy the best restart into the fitted attributes; every end-of-fit warning."""
         for name, value in fitted_attributes(best).items():
             setattr(self, name, value)
         if not self.converged_ and self.tol > 0:  # tol=0 asks for all max_epochs
@@ -372,7 +372,8 @@ class BcNMF:
                 ConvergenceWarning,
                 stacklevel=4,
             )
-        for message in collapse_messages(self.usage_target_, self.usage_background_, comm):
+        messages = collapse_messages(self.usage_target_, self.usage_background_, comm)
+        for message in [*messages, *objective_messages(relative_target)]:
             warnings.warn(message, RuntimeWarning, stacklevel=4)
 
     # --------------------------------------------------------------- transform
