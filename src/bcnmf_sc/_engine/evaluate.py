@@ -52,8 +52,9 @@ def score_components(
 ) -> Scores:
     """Usages of both groups for fixed ``W`` (``project(W, source)``) and the objective.
 
-    Background usages are also fitted with the background's null-model topic, as in
-    training, for the background term; the usages returned use the K topics alone.
+    When the fit's background carries its null-model topic (``null_topic``), background
+    usages are also fitted with it, as in training, for the background term; the usages
+    returned use the K topics alone.
     """
     loss = get_loss(params["loss"])
     window = get_options().window_rows
@@ -62,9 +63,8 @@ def score_components(
     bg = summarise(background, "background", loss, comm=comm, window=window)
     H_t = project(W, target)
     H_b = project(W, background)
-    W_bg = W
-    H_null = H_b
-    if resolve_null_topic(params.get("null_topic", "auto"), params["loss"]) == "background":
+    W_bg, H_null = W, H_b
+    if resolve_null_topic(params["null_topic"], params["loss"]) == "background":
         W_bg = np.vstack([W, null_profile(bg.colsum)[None, :]])
         H_null = project(W_bg, background)
     lt, _ = deviance_terms(target, H_t, W, loss, tgt.colsum)
