@@ -12,6 +12,7 @@ solver can combine them; everything is O(nnz * K + (n + g) * K^2).
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import numpy as np
@@ -46,6 +47,8 @@ class Loss(Protocol):
     def loss(self, b: Batch, H: torch.Tensor, W: torch.Tensor) -> float: ...
 
     def null_deviance(self, X: sp.csr_matrix, colsum: np.ndarray) -> float: ...
+
+    def zero_loss(self, X: sp.csr_matrix) -> float: ...
 
 
 def _kl_value(b: Batch, mu: torch.Tensor, hsum: torch.Tensor, wsum: torch.Tensor) -> float:
@@ -107,6 +110,11 @@ class KLLoss:
         return _kl_value(b, mu, H.sum(0), W.sum(1))
 
     @staticmethod
+    def zero_loss(X: sp.csr_matrix) -> float:
+        """Loss of the model that predicts nothing: infinite wherever there are counts."""
+        return math.inf if X.nnz and np.any(X.data > 0) else 0.0
+
+    @staticmethod
     def null_deviance(X: sp.csr_matrix, colsum: np.ndarray) -> float:
         """Loss of the rank-one model ``m_ij = r_i c_j / T`` (library size times mean profile)."""
         total = colsum.sum()
@@ -145,6 +153,12 @@ class FrobeniusLoss:
 
     def loss(self, b: Batch, H: torch.Tensor, W: torch.Tensor) -> float:
         return self.stats(b, H, W)[2]
+
+    @staticmethod
+    def zero_loss(X: sp.csr_matrix) -> float:
+        """Loss of the model that predicts nothing, ``||X||^2 / 2``."""
+        x = np.asarray(X.data, dtype=np.float64)
+        return 0.5 * float(np.sum(x * x))
 
     @staticmethod
     def null_deviance(X: sp.csr_matrix, colsum: np.ndarray) -> float:

@@ -356,12 +356,15 @@ class BcNMF:
             rt.dtype,
         )
         best = fit_restarts(rt, pb, plan, int(self.n_init), self.random_state)
-        # the target's loss relative to its null model, whatever the scaling
-        relative = best.terms[0] / max(pb.target.weight * pb.target.null, 1e-300)
-        self._set_fitted(best, comm, relative)
+        # the target's loss relative to explaining nothing, whatever the scaling
+        trivial, name = pb.trivial_target()
+        relative = best.terms[0] / max(pb.target.weight * trivial, 1e-300)
+        self._set_fitted(best, comm, relative, name)
         return self
 
-    def _set_fitted(self, best: Restart, comm: LocalComm, relative_target: float) -> None:
+    def _set_fitted(
+        self, best: Restart, comm: LocalComm, relative_target: float, trivial: str
+    ) -> None:
         """Copy the best restart into the fitted attributes; every end-of-fit warning."""
         for name, value in fitted_attributes(best).items():
             setattr(self, name, value)
@@ -373,7 +376,7 @@ class BcNMF:
                 stacklevel=4,
             )
         messages = collapse_messages(self.usage_target_, self.usage_background_, comm)
-        for message in [*messages, *objective_messages(relative_target)]:
+        for message in [*messages, *objective_messages(relative_target, trivial)]:
             warnings.warn(message, RuntimeWarning, stacklevel=4)
 
     # --------------------------------------------------------------- transform

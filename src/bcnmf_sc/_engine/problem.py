@@ -10,6 +10,7 @@ consensus of restarts and the sweep all use these functions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,6 +53,7 @@ class Group:
     colsum: np.ndarray  # over all processes
     rowsum: np.ndarray  # of this process's rows
     null: float  # D of the rank-one null model, over all processes
+    zero: float = math.inf  # D of the model that predicts nothing (inf for KL with counts)
     weight: float = 1.0  # multiplies D(group | H W) in the objective: a or b
     offset: int = 0  # data-parallel: this process holds rows offset .. offset + n_local - 1
     n_total: int = 0  # ... of n_total rows (all processes together)
@@ -92,6 +94,19 @@ class Problem:
     alpha: float
     floor: torch.Tensor  # every loading stays at or above this (per gene)
     scaling: str = "deviance"  # how the groups' weights were set (resolved alpha_scaling)
+
+    def trivial_target(self) -> tuple[float, str]:
+        """The target's loss when the topics explain nothing, and what that model is.
+
+        With the background's null topic the contrast is measured against the null model
+        (the target term is then at most about 1 for topics that explain something);
+        without it, against the model that predicts nothing where that loss is finite
+        (squared error), else against the null model.
+        """
+        tgt = self.target
+        if self.background.profile is None and math.isfinite(tgt.zero):
+            return tgt.zero, "a model that predicts nothing"
+        return tgt.null, "the null model"
 
     @property
     def null_topic(self) -> str:
@@ -200,16 +215,19 @@ def summarise(
     colsum = comm.sum_array(colsum)
     if colsum.sum() <= 0:
         raise ValueError(f"The {role} matrix is all zeros; nothing to factorise.")
-    null = 0.0
+    null = zero = 0.0
     for _, B in src.blocks(step):
-        null += loss.null_deviance(as_csr(B), colsum)
-    null = comm.sum_scalar(null)
+        B = as_csr(B)
+        null += loss.null_deviance(B, colsum)
+        zero += loss.zero_loss(B)
+    null, zero = comm.sum_scalar(null), comm.sum_scalar(zero)
     return Group(
         role=role,
         source=src,
         colsum=colsum,
         rowsum=rowsum,
         null=null,
+        zero=zero,
         offset=offset,
         n_total=n if n_total is None else int(n_total),
     )

@@ -360,16 +360,17 @@ def collapse_messages(usage_t: np.ndarray, usage_b: np.ndarray, comm: LocalComm)
     return out
 
 
-def objective_messages(relative_target: float) -> list[str]:
-    """Warnings about the fitted objective: a target term above 1 (worse than the null).
+def objective_messages(relative_target: float, trivial: str = "the null model") -> list[str]:
+    """Warnings about the fitted objective: a target term above 1 (worse than trivial).
 
-    ``relative_target`` is the target's deviance relative to its null model's (one
-    topic, the mean profile; ``target_term_`` under the default deviance scaling);
-    above 1 the topics explain the target worse than that.
+    ``relative_target`` is the target's loss relative to that of the ``trivial`` model
+    (:meth:`Problem.trivial_target`; the null model, one topic with the mean profile,
+    ``target_term_`` under deviance scaling); above 1 the topics explain the target
+    worse than that.
     """
     if math.isfinite(relative_target) and relative_target > 1:
         return [
-            f"The fitted topics explain the target worse than the null model (target term "
+            f"The fitted topics explain the target worse than {trivial} (target term "
             f"{relative_target:.3g} > 1): the contrast dominates; alpha too large? Try a "
             "smaller alpha (see tl.bcnmf_sweep)."
         ]
