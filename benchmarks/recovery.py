@@ -87,6 +87,7 @@ from _nbsim import nb_simulate  # noqa: E402
 
 from bcnmf_sc import BcNMF  # noqa: E402
 from bcnmf_sc.datasets import simulate, simulation_families  # noqa: E402
+from bcnmf_sc.tl._bcnmf import held_out_cells  # noqa: E402
 from bcnmf_sc.tl._enrichment import (  # noqa: E402
     compare_usage,
     target_score,
@@ -137,11 +138,18 @@ class Fit:
     _table = None
 
     def enrichment(self):
-        """``compare_usage`` over target vs background (as ``tl.bcnmf``), topic order."""
+        """``compare_usage`` over target vs background (as ``tl.bcnmf``), topic order.
+
+        With held-out cells (``extra["held"]``: masks over target and background cells)
+        only those are compared, as ``tl.bcnmf`` does with ``holdout``.
+        """
         if self._table is None:
-            usage = np.r_[self.usage_target, self.usage_background]
-            y = np.r_[np.ones(len(self.usage_target)), np.zeros(len(self.usage_background))]
-            names = [str(i) for i in range(self.k)]
+            ut, ub = self.usage_target, self.usage_background
+            if "held" in self.extra:
+                ut, ub = ut[self.extra["held"][0]], ub[self.extra["held"][1]]
+            usage = np.r_[ut, ub]
+            y = np.r_[np.ones(len(ut)), np.zeros(len(ub))]
+            names = [str(i) for i in range(usage.shape[1])]  # K, or K + n_shared topics
             self._table = compare_usage(usage, y == 1, y == 0, names).loc[names]
         return self._table
 
@@ -151,13 +159,24 @@ def fit_bcnmf(Xt, Xb, k, alpha, seed, fit_kwargs, method):
     if alpha is not None:
         kw["alpha"] = alpha
     t0 = time.perf_counter()
+    # the shared-topic model holds out cells for its enrichment table, as tl.bcnmf does
+    share = kw.pop("holdout", 0.2 if kw.get("n_shared") else 0.0)
+    n_t, n_b = Xt.shape[0], Xb.shape[0]
+    held = held_out_cells(np.r_[np.ones(n_t, bool), np.zeros(n_b, bool)],
+                          np.r_[np.zeros(n_t, bool), np.ones(n_b, bool)], share, seed)  # fmt: skip
+    ht, hb = held[:n_t], held[n_t:]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = BcNMF(k, random_state=seed, **kw).fit(Xt, Xb)
+        m = BcNMF(k, random_state=seed, **kw).fit(Xt[~ht], Xb[~hb])
+        usage_t = np.zeros((n_t, m.components_.shape[0]))
+        usage_b = np.zeros((n_b, m.components_.shape[0]))
+        usage_t[~ht], usage_b[~hb] = m.usage_target_, m.usage_background_
+        if share > 0:
+            usage_t[ht], usage_b[hb] = m.transform(Xt[ht]), m.transform(Xb[hb])
     sec = time.perf_counter() - t0
-    usage_t, usage_b = np.asarray(m.usage_target_), np.asarray(m.usage_background_)
+    extra = {"held": (ht, hb)} if share > 0 else {}
     return Fit(method, k, float(m.alpha), usage_t, usage_b, np.asarray(m.components_),
-               True, sec, m)  # fmt: skip
+               True, sec, m, extra)  # fmt: skip
 
 
 def lognorm(X):

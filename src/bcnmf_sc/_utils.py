@@ -10,9 +10,16 @@ from anndata import AnnData
 __all__ = ["default_topic_names", "resolve_topics", "topic_names"]
 
 
-def default_topic_names(n_topics: int) -> list[str]:
-    """``topic_1``, ``topic_2``, ...: the names tl gives the topics of a fit."""
-    return [f"topic_{i + 1}" for i in range(n_topics)]
+def default_topic_names(n_topics: int, n_shared: int = 0) -> list[str]:
+    """``topic_1``, ``topic_2``, ...: the names tl gives the topics of a fit.
+
+    With ``n_shared`` shared topics (the last ``n_shared`` of ``n_topics``) those are
+    ``shared_1``, ``shared_2``, ...
+    """
+    n_target = n_topics - n_shared
+    return [f"topic_{i + 1}" for i in range(n_target)] + [
+        f"shared_{i + 1}" for i in range(n_shared)
+    ]
 
 
 def topic_names(adata: AnnData, key: str, n_topics: int) -> list[str]:

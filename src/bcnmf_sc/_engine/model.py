@@ -168,11 +168,25 @@ class BcNMF:
         result equals a single-process fit of the concatenated shards with the same seed up
         to float rounding (the same sums are added in another order). Minibatch solver
         only.
+    n_shared
+        ``0`` (default): the contrastive objective above. ``S > 0``: the shared-topic
+        model. The basis holds the ``n_components`` target topics followed by ``S``
+        shared topics; background cells are fitted with the shared topics only, target
+        cells with all of them, and both terms are minimised,
+        ``a D(X | H_X W) + b D(Y | H_Y W_shared)`` (``alpha`` has no effect). The shared
+        topics absorb what both groups have (cell types, shared programs, and changes of
+        their abundance), so the target topics are left with what the background cannot
+        explain. ``S`` should exceed the number of shared structures (say 10-20 for a
+        few cell types); see docs/method.md. Minibatch solver; ``init="auto"`` is
+        ``"random"``. Background usages are reported for all topics (fitted from a fresh
+        start, as :meth:`transform` would), so the enrichment of a target topic compares
+        how both groups use it.
 
     Attributes
     ----------
     components_ : ndarray (K, genes)
-        Gene loadings; non-negative, each row sums to one.
+        Gene loadings; non-negative, each row sums to one. With ``n_shared=S`` there are
+        ``K + S`` rows: the target topics, then the shared ones.
     usage_target_, usage_background_ : ndarray (cells, K)
         Fitted usages; ``usage @ components_`` approximates the counts, so a cell's usage
         sums to about its total count.
@@ -246,6 +260,7 @@ class BcNMF:
             v.real(lambda x: 0 < x <= 1, "forget_factor must be in (0, 1], got {value!r}."),
         ),
         "distributed": (),
+        "n_shared": (v.integer(0, message="n_shared must be an integer >= 0, got {value!r}."),),
     }
 
     def __init__(
@@ -270,6 +285,7 @@ class BcNMF:
         inner_iter: int | None = None,
         forget_factor: float = 0.1,
         distributed: bool = False,
+        n_shared: int = 0,
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -290,6 +306,7 @@ class BcNMF:
         self.inner_iter = inner_iter
         self.forget_factor = forget_factor
         self.distributed = distributed
+        self.n_shared = n_shared
 
     # ------------------------------------------------------------------ checks
     def get_params(self) -> dict[str, Any]:
@@ -388,7 +405,13 @@ class BcNMF:
         (``loss``, ``device``, ``dtype`` matter for :meth:`transform`).
         """
         W = normalised_components(components)
-        model = cls(n_components=W.shape[0], **params)
+        n_target = W.shape[0] - int(params.get("n_shared", 0) or 0)
+        if n_target < 1:
+            raise ValueError(
+                f"{W.shape[0]} components leave no target topic beside "
+                f"n_shared={params['n_shared']} shared ones."
+            )
+        model = cls(n_components=n_target, **params)
         model._check_params()
         model.components_, model.n_features_in_ = W, W.shape[1]
         return model

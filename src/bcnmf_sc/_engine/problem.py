@@ -58,6 +58,7 @@ class Group:
     offset: int = 0  # data-parallel: this process holds rows offset .. offset + n_local - 1
     n_total: int = 0  # ... of n_total rows (all processes together)
     profile: torch.Tensor | None = None  # the null-model topic (background, or None)
+    topics: slice | None = None  # the rows of W this group is fitted with (None: all)
     # usages of this process's rows (K columns, K + 1 for the background; set per restart)
     H: torch.Tensor = field(default_factory=lambda: torch.empty(0))
     cache: list[tuple[int, Batch | None]] = field(default_factory=list)
@@ -75,13 +76,22 @@ class Group:
         return self.source.n_obs
 
     def basis(self, W: torch.Tensor) -> torch.Tensor:
-        """The basis this group is fitted with: W, plus its null-model topic if it has one."""
+        """The basis this group is fitted with: its rows of W, plus its null-model topic."""
+        if self.topics is not None:
+            W = W[self.topics]
         if self.profile is None:
             return W
         return torch.cat([W, self.profile[None, :]])
 
+    def width(self, k: int) -> int:
+        """Columns of this group's usages when W has ``k`` rows."""
+        used = k if self.topics is None else len(range(k)[self.topics])
+        return used + (self.profile is not None)
+
     def usage_scale(self, scale: torch.Tensor) -> torch.Tensor:
         """The factor usages take when W's rows are divided by ``scale``."""
+        if self.topics is not None:
+            scale = scale[self.topics]
         return scale if self.profile is None else torch.cat([scale, scale.new_ones(1)])
 
 
@@ -118,18 +128,29 @@ class Problem:
         return self.target, self.background
 
     @property
+    def shared(self) -> bool:
+        """The shared-topic model (``n_shared > 0``): both terms enter with a plus sign."""
+        return self.background.topics is not None
+
+    @property
     def coef(self) -> tuple[float, float]:
-        """Weights of the two losses in the objective: ``(a, alpha * b)``."""
-        return self.target.weight, float(self.alpha) * self.background.weight
+        """Weights of the two losses: ``(a, alpha * b)``, or ``(a, b)`` with shared topics."""
+        b = self.background.weight
+        return self.target.weight, b if self.shared else float(self.alpha) * b
 
     def objective(self, losses: tuple[float, float] | list[float]) -> float:
         """The objective from the two losses ``D(X | ...)`` and ``D(Y | ...)``."""
-        return objective(losses, self.coef)
+        return objective(losses, self.coef, shared=self.shared)
 
 
-def objective(losses, coef) -> float:
-    """``coef[0] * D_target - coef[1] * D_background``: the contrastive objective."""
-    return coef[0] * losses[0] - coef[1] * losses[1]
+def objective(losses, coef, *, shared: bool = False) -> float:
+    """``coef[0] * D_target - coef[1] * D_background``: the contrastive objective.
+
+    With shared topics (``shared=True``) the two terms are added: a joint fit in which
+    the background may use only the shared topics.
+    """
+    sign = 1.0 if shared else -1.0
+    return coef[0] * losses[0] + sign * coef[1] * losses[1]
 
 
 def resolve_scaling(alpha_scaling: str, loss: str) -> str:

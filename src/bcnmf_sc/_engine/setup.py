@@ -35,13 +35,16 @@ from .training import Schedule
 __all__ = ["choose_solver", "prepare", "resolve_init"]
 
 
-def resolve_init(init: str, alpha: float, loss: str = "kl") -> str:
+def resolve_init(init: str, alpha: float, loss: str = "kl", n_shared: int = 0) -> str:
     """``"auto"`` -> ``"contrastive"`` for counts (KL) with ``alpha > 0``, else ``"nndsvda"``.
 
     The contrastive start is built from log-normalised counts; for continuous data
-    (squared error) NNDSVDa of the target starts closer to what the contrast finds.
+    (squared error) NNDSVDa of the target starts closer to what the contrast finds. The
+    shared-topic model (``n_shared > 0``) starts from random loadings (``"random"``).
     """
     if init == "auto":
+        if n_shared:
+            return "random"
         return "contrastive" if alpha > 0 and loss == "kl" else "nndsvda"
     return init
 
@@ -98,8 +101,15 @@ def prepare(
             f"n_components={k} is too large for {n_t} target cells x {g} genes; "
             f"use at most {min(n_t, g)}."
         )
+    n_shared = int(params.get("n_shared", 0) or 0)
     in_memory = target.in_memory and background.in_memory
-    solver = choose_solver(params["solver"], sum(totals), comm.world, in_memory, options)
+    if n_shared and params["solver"] == "full":
+        raise ValueError(
+            "The shared-topic model (n_shared > 0) is trained by the minibatch solver; "
+            "use solver='minibatch' or 'auto'."
+        )
+    solver = "minibatch" if n_shared else params["solver"]
+    solver = choose_solver(solver, sum(totals), comm.world, in_memory, options)
     rt = Runtime(
         loss=get_loss(params["loss"]),
         comm=comm,
@@ -128,7 +138,9 @@ def prepare(
     floor = params["w_floor"] * share if params["loss"] == "kl" else np.zeros_like(share)
     scaling = resolve_scaling(params["alpha_scaling"], params["loss"])
     tgt.weight, bg.weight = group_weights((tgt.null, bg.null), scaling, (tgt.n, bg.n))
-    if resolve_null_topic(params["null_topic"], params["loss"]) == "background":
+    if n_shared:  # the background is fitted with the shared topics alone, rows k..k+S-1
+        bg.topics = slice(k, k + n_shared)
+    elif resolve_null_topic(params["null_topic"], params["loss"]) == "background":
         bg.profile = torch.as_tensor(null_profile(bg.colsum), dtype=rt.dtype).to(rt.device)
     pb = Problem(
         target=tgt,
@@ -139,8 +151,8 @@ def prepare(
     )
     full = solver == "full"
     plan = Schedule(
-        n_components=k,
-        init=resolve_init(params["init"], params["alpha"], params["loss"]),
+        n_components=k + n_shared,
+        init=resolve_init(params["init"], params["alpha"], params["loss"], n_shared),
         full=full,
         max_epochs=params["max_epochs"] or (400 if full else 100),
         tol=params["tol"],

@@ -154,6 +154,27 @@ def update_basis(
     return W_new / scale[:, None], scale
 
 
+def group_stats(W: torch.Tensor, P: torch.Tensor, N: torch.Tensor, g: Group, contrast: bool):
+    """One group's (NUM, DEN) contributions to the update of every row of ``W``.
+
+    ``P``, ``N``: the two parts of the gradient for the rows of ``g.basis(W)``. In the
+    contrast the background's parts swap (its term enters with a minus sign); a group
+    fitted with some rows of W only (shared topics) contributes nothing to the others.
+    """
+    k = W.shape[0]
+    rows = range(k) if g.topics is None else range(k)[g.topics]
+    n = len(rows)
+    if g.is_background and contrast:
+        P, N = N, P
+    if n == k:
+        return W * P[:k], N[:k]
+    num, den = torch.zeros_like(W), torch.zeros_like(W)
+    idx = list(rows)
+    num[idx] = W[idx] * P[:n]
+    den[idx] = N[:n]
+    return num, den
+
+
 def combine(stats, W: torch.Tensor, coef: tuple[float, float]) -> torch.Tensor:
     """Target basis of the contrastive update from per-group (NUM, DEN, weight) statistics."""
     num = torch.zeros_like(W)
@@ -271,7 +292,6 @@ def minibatch_epoch(
     ``W = NUM / DEN`` after every step. Returns ``(W, [D_target, D_background])``.
     """
     groups, coef = pb.groups, pb.coef
-    k = W.shape[0]
     inner = rt.inner_iter or 10
     bg_solve = rt.options.bg_solve
     sizes = batch_sizes(rt, groups)
@@ -313,7 +333,7 @@ def minibatch_epoch(
             Hb = solve_usage(rt, b, g.H[rows] * lazy[i], Wa, *solve)
             g.H[rows] = Hb / lazy[i]
             P, N, loss = rt.loss.stats(b, Hb, Wa)
-            num, den = (W * N[:k], P[:k]) if g.is_background else (W * P[:k], N[:k])
+            num, den = group_stats(W, P, N, g, contrast=not pb.shared)
             parts.append([i, num, den, loss, count])
         if rt.comm.world > 1:
             _sum_parts(rt.comm, parts)

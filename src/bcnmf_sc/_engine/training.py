@@ -147,7 +147,7 @@ def init_usage(rt: Runtime, g: Group, k: int, rng: np.random.Generator) -> torch
 
     Each cell's total spread evenly, times uniform noise in [0.8, 1.2].
     """
-    k = k + (g.profile is not None)
+    k = g.width(k)
     # the same random numbers as one draw for all cells; each process keeps its rows
     lo, hi = g.offset, g.offset + g.n_local
     U = np.empty((g.n_local, k))
@@ -303,7 +303,7 @@ def _finish(rt: Runtime, pb: Problem, W, history: History, converged: bool, plan
     opts, k = rt.options, plan.n_components
     tgt, bg = pb.groups
     final = []
-    usage_bg = torch.zeros_like(bg.H[:, :k])
+    usage_bg = bg.H.new_zeros((bg.H.shape[0], k))
     sizes = (tgt.n, bg.n) if plan.full else batch_sizes(rt, pb.groups)
     for g, size in zip(pb.groups, sizes, strict=True):
         lsum = 0.0

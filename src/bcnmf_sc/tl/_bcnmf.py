@@ -57,6 +57,8 @@ def bcnmf(
     *,
     target: str | Sequence[str] | None = None,
     n_topics: int = 10,
+    n_shared: int = 0,
+    holdout: float | None = None,
     alpha: float | None = None,
     loss: Literal["kl", "frobenius"] = "kl",
     layer: str | None = None,
@@ -99,7 +101,22 @@ def bcnmf(
         background. Cells in neither group (and cells with a missing value) are not used
         for fitting; their usages are computed by projection onto the fitted topics.
     n_topics
-        Number of topics K.
+        Number of topics K (with ``n_shared``: of target topics).
+    n_shared
+        ``0`` (default): the contrastive objective. ``S > 0``: the shared-topic model
+        (:class:`bcnmf_sc.BcNMF`'s ``n_shared``): ``n_topics`` target topics
+        (``topic_1``...) plus ``S`` topics both groups use (``shared_1``...; cell types
+        and other shared structure, including changes of their abundance), so every
+        result has ``n_topics + S`` topics. ``alpha`` has no effect. See
+        docs/method.md, "Shared topics".
+    holdout
+        Share of the target and of the background cells (each) left out of training and
+        projected afterwards, like cells of neither group; the enrichment table compares
+        these cells only, so that both groups meet the topics as new cells (topics
+        trained on target cells also fit their noise, which makes training cells look
+        enriched where nothing is). Default ``0.2`` with ``n_shared > 0``, else ``0``
+        (the enrichment compares the training cells). The held-out cells are drawn with
+        ``random_state``.
     alpha
         Strength of the contrast (0 is plain NMF of the target). ``None`` uses the
         engine's default; the value used is recorded in ``.uns[key_added]["params"]``.
@@ -181,6 +198,7 @@ def bcnmf(
     """
     # ---- validate everything before touching adata
     _check_args(key_added, loss, alpha, n_topics, consensus, n_init)
+    share = _check_holdout(holdout, n_shared, consensus)
     if not isinstance(check_counts, bool | np.bool_):
         raise TypeError(f"check_counts must be True or False, got {check_counts!r}.")
     engine_kwargs = dict(engine_kwargs or {})
@@ -198,6 +216,7 @@ def bcnmf(
     kwargs: dict[str, Any] = {} if alpha is None else {"alpha": float(alpha)}
     model = BcNMF(
         n_components=int(n_topics),
+        n_shared=n_shared,
         loss=loss,
         batch_size=batch_size,
         max_epochs=max_epochs,
@@ -220,20 +239,23 @@ def bcnmf(
         f"computing bcNMF with {n_topics} topics on {inp.n_target} target vs "
         f"{int(inp.is_background.sum())} background cells x {inp.n_genes} genes"
     )
-    data = (inp.rows(inp.is_target), inp.rows(inp.is_background))
+    held = held_out_cells(inp.is_target, inp.is_background, share, random_state)
+    train_t, train_b = inp.is_target & ~held, inp.is_background & ~held
+    data = (inp.rows(train_t), inp.rows(train_b))
     model, info = _fit_runs(model, seeds, data, consensus)
 
     # ---- assemble results, then write
-    usage = np.zeros((adata.n_obs, int(n_topics)))
-    usage[inp.is_target] = model.usage_target_
-    usage[inp.is_background] = model.usage_background_
-    if inp.other.any():
-        usage[inp.other] = model.transform_source(inp.rows(inp.other))
+    usage = np.zeros((adata.n_obs, model.components_.shape[0]))
+    usage[train_t] = model.usage_target_
+    usage[train_b] = model.usage_background_
+    projected = inp.other | held
+    if projected.any():
+        usage[projected] = model.transform_source(inp.rows(projected))
     params = fit_params(
         inp, model, background_key=background_key, n_topics=n_topics, loss=loss,
         layer=layer, batch_size=batch_size, max_epochs=max_epochs, tol=tol, n_init=n_init,
         consensus=consensus, seeds=seeds, random_state=random_state, device=device,
-        check_counts=bool(check_counts),
+        check_counts=bool(check_counts), n_shared=int(n_shared), holdout=share,
     )  # fmt: skip
     result = fit_result(
         model,
@@ -244,6 +266,7 @@ def bcnmf(
         params=params,
         engine_kwargs=engine_kwargs,
         consensus=info,
+        held_out=held if share > 0 else None,
     )
     if copy:
         adata = adata.copy()
@@ -259,6 +282,34 @@ def _added(key: str) -> str:
         f"    .obs['{key}_target_score'], share of usage specific to the target\n"
         f"    .uns['{key}'], params, history and enrichment"
     )
+
+
+def _check_holdout(holdout, n_shared, consensus) -> float:
+    """The share of cells to hold out (``holdout``, default by ``n_shared``), or an error."""
+    share = (0.2 if n_shared else 0.0) if holdout is None else holdout
+    if isinstance(share, bool) or not isinstance(share, numbers.Real) or not 0 <= float(share) < 1:
+        raise ValueError(f"holdout must be a number in [0, 1), got {holdout!r}.")
+    if n_shared and consensus:
+        raise ValueError("consensus=True is not available with n_shared > 0 yet.")
+    return float(share)
+
+
+def held_out_cells(
+    is_target: np.ndarray, is_background: np.ndarray, share: float, random_state
+) -> np.ndarray:
+    """A random ``share`` of the target cells and of the background cells (a mask).
+
+    At least one cell of each group stays in training.
+    """
+    held = np.zeros(len(is_target), dtype=bool)
+    if share <= 0:
+        return held
+    rng = np.random.default_rng(random_state)
+    for group in (is_target, is_background):
+        idx = np.flatnonzero(group)
+        n = min(int(round(share * len(idx))), len(idx) - 1)
+        held[rng.choice(idx, size=max(n, 0), replace=False)] = True
+    return held
 
 
 def _fit_runs(model: BcNMF, seeds: list, data: tuple, consensus: bool):

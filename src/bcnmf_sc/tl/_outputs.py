@@ -104,20 +104,26 @@ def fit_result(
     params: Mapping[str, Any],
     engine_kwargs: Mapping[str, Any] | None = None,
     consensus: Mapping[str, Any] | None = None,
+    held_out: np.ndarray | None = None,
 ) -> FitResult:
     """Assemble a fit's results (``usage``: all cells, in obs order).
 
     ``params`` are the call's parameters (up to ``device``); the engine's choices
     (``device_used``, ``solver``, ``init``, ``alpha_scaling``, ``dtype``), the group
     sizes and ``engine_kwargs`` (as ``engine_<name>``) are added here, in that order.
+    ``held_out``: cells of both groups left out of training; when given, the enrichment
+    table compares those cells only (both groups then meet the topics as new cells).
     """
     K = usage.shape[1]
     loadings = np.zeros((len(genes), K))
     loadings[genes] = model.components_.T
-    topics = default_topic_names(K)
+    n_shared = int(getattr(model, "n_shared", 0) or 0)
+    topics = default_topic_names(K, n_shared)
+    compared = np.ones_like(is_target) if held_out is None else held_out
     enrichment = compare_usage(
-        usage, is_target, is_background, topics, names=("target", "background")
-    )
+        usage, is_target & compared, is_background & compared, topics,
+        names=("target", "background"),
+    )  # fmt: skip
     score = target_score(usage, score_weights(enrichment, topics))
     if consensus is not None:  # per-topic stability, in the table's (sorted) order
         stability = pd.Series(consensus["stability"], index=topics)
@@ -135,6 +141,7 @@ def fit_result(
         "n_target": int(is_target.sum()),
         "n_background": int(is_background.sum()),
         "n_projected": int(other.sum()),
+        "n_held_out": 0 if held_out is None else int(held_out.sum()),
         **{f"engine_{k}": v for k, v in (engine_kwargs or {}).items()},
     }
     uns: dict[str, Any] = {
