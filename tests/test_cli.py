@@ -38,9 +38,25 @@ def test_fit_end_to_end(h5ad, tmp_path, capsys):
     assert list(p["target"]) == ["target"]
 
 
+def test_fit_shared_topics(h5ad, tmp_path):
+    out = tmp_path / "out.h5ad"
+    argv = [
+        "fit", str(h5ad), "-o", str(out), "--background-key", "condition",
+        "--background", "background", "-k", "2", "--n-shared", "3", "--holdout", "0.25",
+        "--max-epochs", "3", "--device", "cpu",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    res = read_h5ad(out)
+    assert res.obsm["X_bcnmf"].shape == (120, 5)
+    p = res.uns["bcnmf"]["params"]
+    assert p["n_shared"] == 3 and p["holdout"] == 0.25 and p["n_held_out"] == 30
+    assert list(res.uns["bcnmf"]["topics"])[-1] == "shared_3"
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
+        (["--background", "background", "--holdout", "1.5"], "--holdout must be in [0, 1)"),
         (["--background", "ctrl"], "--background: unknown value"),
         (["--background", "background", "--layer", "counts"], "counts"),
     ],

@@ -59,6 +59,8 @@ PARAM_FLAGS = {
     "max_epochs": "--max-epochs",
     "tol": "--tol",
     "n_init": "--n-init",
+    "n_shared": "--n-shared",
+    "holdout": "--holdout",
     "consensus": "--consensus",
     "random_state": "--seed",
     "device": "--device",
@@ -103,7 +105,9 @@ OVERWRITE_HELP = (
 )
 
 
-def add_fit_arguments(p: argparse.ArgumentParser, *, consensus: bool = True) -> None:
+def add_fit_arguments(
+    p: argparse.ArgumentParser, *, consensus: bool = True, shared: bool = True
+) -> None:
     """The options of a fit, shared by ``bcnmf-sc fit`` and ``bcnmf_sc.distributed``."""
     p.add_argument("input", metavar="IN.h5ad", help="input AnnData file (counts in X or --layer)")
     p.add_argument(
@@ -147,6 +151,22 @@ def add_fit_arguments(p: argparse.ArgumentParser, *, consensus: bool = True) -> 
     p.add_argument(
         "--n-init", type=int, default=1, metavar="N", help="restarts; the best is kept (1)"
     )
+    if shared:
+        p.add_argument(
+            "--n-shared",
+            type=int,
+            default=0,
+            metavar="S",
+            help="shared topics beside the K target topics (0: the contrast; e.g. 16)",
+        )
+        p.add_argument(
+            "--holdout",
+            type=float,
+            default=None,
+            metavar="F",
+            help="share of each group held out for the enrichment table "
+            "(0.2 with --n-shared, else 0)",
+        )
     if consensus:
         p.add_argument(
             "--consensus",
@@ -191,6 +211,11 @@ def check_args(args: argparse.Namespace) -> None:
             _require(v >= 1, flag, ">= 1", v)
     _require(math.isfinite(args.tol) and args.tol >= 0, "--tol", "a number >= 0", args.tol)
     _require(args.n_init >= 1, "--n-init", ">= 1", args.n_init)
+    n_shared = getattr(args, "n_shared", 0)
+    _require(n_shared >= 0, "--n-shared", ">= 0", n_shared)
+    holdout = getattr(args, "holdout", None)
+    if holdout is not None:
+        _require(0 <= holdout < 1, "--holdout", "in [0, 1)", holdout)
     if getattr(args, "consensus", False):
         _require(args.n_init >= 2, "--n-init", ">= 2 with --consensus", args.n_init)
     _require(args.seed >= 0, "--seed", ">= 0", args.seed)

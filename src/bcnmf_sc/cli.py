@@ -95,6 +95,8 @@ def _fit(args: argparse.Namespace) -> None:
         bg,
         target=tg,
         n_topics=args.n_topics,
+        n_shared=args.n_shared,
+        holdout=args.holdout,
         alpha=args.alpha,
         loss=args.loss,
         layer=args.layer,

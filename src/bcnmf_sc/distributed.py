@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         + __doc__[__doc__.index("The output file is") :],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_fit_arguments(p, consensus=False)
+    add_fit_arguments(p, consensus=False, shared=False)
     return p
 
 
