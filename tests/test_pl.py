@@ -94,24 +94,43 @@ def _topic_names(adata) -> list[str]:
 
 
 # ------------------------------------------------------------------ gene_loadings
-def test_ranking_panels_titles_and_genes(fitted):
-    axes = bc.pl.gene_loadings(fitted, n_genes=6, show=False)
+def _enriched_first(adata) -> list[str]:
+    """Topic names with the target-enriched ones first (in the table's order)."""
+    table = adata.uns["bcnmf"]["enrichment"]
+    enriched = [str(t) for t in table.index[table["enriched"]]]
+    return enriched + [t for t in _topic_names(adata) if t not in enriched]
+
+
+@pytest.mark.parametrize("rank_by", ["score", "loading"])
+def test_ranking_panels_titles_and_genes(fitted, rank_by):
+    axes = bc.pl.gene_loadings(fitted, n_genes=6, rank_by=rank_by, show=False)
     assert isinstance(axes, list) and len(axes) == K
     assert all(isinstance(a, Axes) for a in axes)
-    assert [a.get_title() for a in axes] == _topic_names(fitted)
+    order = _enriched_first(fitted)
+    enriched = set(fitted.uns["bcnmf"]["enrichment"].query("enriched").index)
+    assert enriched  # the fixture's fit finds the planted program
+    # enriched topics first, and marked
+    assert [a.get_title() for a in axes] == [
+        f"{t} (enriched)" if t in enriched else t for t in order
+    ]
     assert len(axes[0].figure.axes) == K  # no stray panels
-    top = bc.get.top_genes(fitted, n_genes=6)
-    for a, name in zip(axes, _topic_names(fitted), strict=True):
+    top = bc.get.top_genes(fitted, n_genes=6, rank_by=rank_by)
+    for a, name in zip(axes, order, strict=True):
         sub = top[top["topic"] == name]
         assert _labels(a.get_yticklabels()) == list(sub["gene"])
-        # genes sit at their loading, rank 1 at the top
-        np.testing.assert_allclose(a.collections[-1].get_offsets()[:, 0], sub["loading"])
+        # genes sit at their score (or loading), rank 1 at the top
+        np.testing.assert_allclose(a.collections[-1].get_offsets()[:, 0], sub[rank_by])
         assert a.get_ylim()[0] > a.get_ylim()[1]
+        assert a.get_xlabel() == ("specificity score" if rank_by == "score" else "loading")
 
 
 def test_ranking_subset_of_topics_by_name_and_position(fitted):
+    enriched = set(fitted.uns["bcnmf"]["enrichment"].query("enriched").index)
     axes = bc.pl.gene_loadings(fitted, topics=["topic_3", 0], n_genes=4, show=False)
-    assert [a.get_title() for a in axes] == ["topic_3", "topic_1"]
+    # the order asked for, enriched topics marked
+    assert [a.get_title().removesuffix(" (enriched)") for a in axes] == ["topic_3", "topic_1"]
+    for a in axes:
+        assert a.get_title().endswith(" (enriched)") == (a.get_title()[:7] in enriched)
     assert len(axes[0].figure.axes) == 2
     top = bc.get.top_genes(fitted, n_genes=4, topics="topic_3")
     assert _labels(axes[0].get_yticklabels()) == list(top["gene"])
@@ -130,20 +149,23 @@ def test_ranking_into_given_ax_and_return_fig(fitted):
 def test_heatmap_genes_grouped_by_topic(fitted):
     ax = bc.pl.gene_loadings(fitted, kind="heatmap", n_genes=5, show=False)
     assert isinstance(ax, Axes)
-    names = _topic_names(fitted)
-    assert _labels(ax.get_yticklabels()) == names
+    enriched = set(fitted.uns["bcnmf"]["enrichment"].query("enriched").index)
+    rows = [f"{t} (enriched)" if t in enriched else t for t in _enriched_first(fitted)]
+    assert _labels(ax.get_yticklabels()) == rows
     genes = _labels(ax.get_xticklabels())
     top = bc.get.top_genes(fitted, n_genes=5)
     assert len(genes) == len(set(genes)) == top["gene"].nunique()
     # each gene is listed under a topic it is a top gene of; groups follow the topic order
-    home = top.sort_values("loading", ascending=False).drop_duplicates("gene")
+    home = top.sort_values("score", ascending=False).drop_duplicates("gene")
     home = dict(zip(home["gene"], home["topic"], strict=True))
+    names = _enriched_first(fitted)
     order = [names.index(home[g]) for g in genes]
     assert order == sorted(order)
     # the image holds the loadings (topics x genes)
     L = fitted.varm["bcnmf_loadings"]
     image = ax.images[0].get_array()
-    np.testing.assert_allclose(image, L[fitted.var_names.get_indexer(genes)].T)
+    cols = [_topic_names(fitted).index(t) for t in names]
+    np.testing.assert_allclose(image, L[fitted.var_names.get_indexer(genes)][:, cols].T)
     # group labels on top name the topics
     top_axis = ax.child_axes[0] if ax.child_axes else None
     assert top_axis is not None
@@ -161,6 +183,7 @@ def test_dotplot_expression_by_condition(fitted):
     assert isinstance(axes, dict) and "mainplot_ax" in axes
     main = axes["mainplot_ax"]
     top = bc.get.top_genes(fitted, n_genes=4)
+    top = pd.concat([top[top["topic"] == t] for t in _enriched_first(fitted)])
     assert _labels(main.get_xticklabels()) == list(top["gene"])
     assert sorted(_labels(main.get_yticklabels())) == ["background", "target"]
     group_texts = {t.get_text() for t in axes["gene_group_ax"].texts}
@@ -298,10 +321,29 @@ def test_topics_panels_on_embedding(fitted, basis):
     axes = bc.pl.topics(fitted, basis=basis, show=False)
     assert isinstance(axes, list) and len(axes) == K
     assert [a.get_title() for a in axes] == _topic_names(fitted)
-    # colours are the usages
-    np.testing.assert_allclose(
-        np.sort(axes[0].collections[0].get_array()), np.sort(fitted.obsm["X_bcnmf"][:, 0])
-    )
+    # colours are the usage proportions by default, the usages on request
+    W = fitted.obsm["X_bcnmf"]
+    colours = np.sort(axes[0].collections[0].get_array())
+    np.testing.assert_allclose(colours, np.sort(W[:, 0] / W.sum(1)), rtol=1e-6)
+    axes = bc.pl.topics(fitted, basis=basis, topics=0, proportions=False, show=False)
+    colours = np.sort(axes[0].collections[0].get_array())
+    np.testing.assert_allclose(colours, np.sort(W[:, 0]), rtol=1e-6)
+
+
+def test_topics_with_obs_columns(fitted):
+    # obs columns next to topics (used to raise "multiple values for 'color'")
+    axes = bc.pl.topics(fitted, color=["cell_type", "bcnmf_target_score"], topics=[0], show=False)
+    assert [a.get_title() for a in axes] == ["cell_type", "bcnmf_target_score", "topic_1"]
+    # topics named in color: only those, in the order given
+    axes = bc.pl.topics(fitted, color=["topic_3", "condition", "topic_1"], show=False)
+    assert [a.get_title() for a in axes] == ["topic_3", "condition", "topic_1"]
+    axes = bc.pl.topics(fitted, color="condition", show=False)
+    assert [a.get_title() for a in axes] == ["condition", *_topic_names(fitted)]
+    assert "condition_colors" not in fitted.uns  # scanpy's colours went to a throwaway
+    with pytest.raises(KeyError, match=r"color \['nope'\] are neither \.obs columns nor"):
+        bc.pl.topics(fitted, color=["nope"], show=False)
+    with pytest.raises(TypeError, match="color must be"):
+        bc.pl.topics(fitted, color=[1], show=False)
 
 
 def test_topics_subset_ax_and_fig(fitted):
@@ -311,7 +353,7 @@ def test_topics_subset_ax_and_fig(fitted):
     assert bc.pl.topics(fitted, topics="topic_1", ax=ax, show=False) == [ax]
     fig = bc.pl.topics(fitted, topics=[0, 1, 2], return_fig=True, show=False)
     assert isinstance(fig, Figure)
-    with pytest.raises(ValueError, match="ax= takes a single topic"):
+    with pytest.raises(ValueError, match="ax= takes a single panel"):
         bc.pl.topics(fitted, ax=ax, show=False)
 
 

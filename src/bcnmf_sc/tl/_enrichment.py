@@ -9,7 +9,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy.stats import mannwhitneyu, ttest_ind
 
-from bcnmf_sc._utils import default_topic_names
+from bcnmf_sc._utils import default_topic_names, usage_proportions
 
 __all__ = ["topic_enrichment"]
 
@@ -18,13 +18,6 @@ __all__ = ["topic_enrichment"]
 #: difference is significant at ``ENRICHED_PVAL`` (Benjamini-Hochberg adjusted).
 ENRICHED_LOG2FC = 0.5
 ENRICHED_PVAL = 0.05
-
-
-def usage_proportions(usage: np.ndarray) -> np.ndarray:
-    """Per-cell topic proportions: usage divided by the cell's total usage (0 where it is 0)."""
-    usage = np.asarray(usage, dtype=float)
-    total = usage.sum(1, keepdims=True)
-    return np.divide(usage, total, out=np.zeros_like(usage), where=total > 0)
 
 
 def benjamini_hochberg(pvals: np.ndarray) -> np.ndarray:
