@@ -130,6 +130,7 @@ def test_enrichment_sorted_and_correct(fitted):
         "pval_adj",
         "enriched",
         "excess",
+        "target_only",
     ]
     assert sorted(enr.index) == ["topic_1", "topic_2", "topic_3"]
     assert np.all(np.diff(enr["log2fc"].to_numpy()) <= 0)
@@ -145,12 +146,15 @@ def test_enrichment_sorted_and_correct(fitted):
         assert row["auroc"] == pytest.approx(roc_auc_score(y, prop[sel, k]), abs=1e-9)
         assert row["mean_target"] == pytest.approx(prop[sel][y, k].mean())
         mt, mb = prop[sel][y, k].mean(), prop[sel][~y, k].mean()
-        assert row["log2fc"] == pytest.approx(np.log2(mt / mb), rel=1e-6)
+        eps = 1e-3 / 3  # the pseudo-count: a thousandth of the mean proportion 1/K
+        assert row["log2fc"] == pytest.approx(np.log2((mt + eps) / (mb + eps)), rel=1e-6)
         welch = ttest_ind(prop[sel][y, k], prop[sel][~y, k], equal_var=False).pvalue
         assert row["pval"] == pytest.approx(welch, rel=1e-6, abs=1e-300)
         assert row["enriched"] == (row["log2fc"] >= 0.5 and row["pval_adj"] < 0.05)
         significant = row["log2fc"] > 0 and row["pval_adj"] < 0.05
-        assert row["excess"] == pytest.approx(1 - mb / mt if significant else 0.0, abs=1e-8)
+        assert row["excess"] == pytest.approx(1 - mb / mt if significant else 0.0, abs=1e-12)
+        top_users = np.quantile(prop[sel][~y, k], 0.99) < np.quantile(prop[sel][y, k], 0.9)
+        assert row["target_only"] == (row["enriched"] and top_users)
     # the target score: proportions weighted by the share of each topic's target usage
     # above the background's (topics used significantly more by the target only)
     weights = np.zeros(prop.shape[1])
@@ -166,7 +170,7 @@ def test_enrichment_sorted_and_correct(fitted):
 
 def test_planted_program_in_most_enriched_topic(fitted):
     best = fitted.uns["bcnmf"]["enrichment"].index[0]
-    k = fitted.uns["bcnmf"]["topics"].index(best)
+    k = list(fitted.uns["bcnmf"]["topics"]).index(best)
     top = np.argsort(-fitted.varm["bcnmf_loadings"][:, k])[:20]
     prog = (fitted.var["program"] == "program_1").to_numpy()
     assert prog[top].sum() >= 5  # planted genes: 10% of all genes, far more among the top
