@@ -11,7 +11,10 @@ import scipy.sparse as sp
 import bcnmf_sc as bc
 from bcnmf_sc.datasets import simulate
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning"),
+]
 
 
 @pytest.fixture(scope="module")

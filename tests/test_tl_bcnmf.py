@@ -16,6 +16,7 @@ from bcnmf_sc.datasets import simulate
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
     pytest.mark.filterwarnings("ignore:Topics .* have \\(almost\\) no usage:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning"),
 ]
 
 FAST = {"n_topics": 3, "max_epochs": 20, "progress": False, "device": "cpu"}
@@ -378,6 +379,45 @@ def test_transform_reproduces_usages(fitted):
         assert np.corrcoef(s0, s1)[0, 1] > 0.9
     else:
         assert (s1 == 0).all()
+
+
+def test_transform_writes_what_pl_and_tl_need(fitted, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    query = AnnData(X=fitted.X[:, ::-1].copy(), obs=fitted.obs[["cell_type"]].copy())
+    query.var_names = fitted.var_names[::-1]
+    query.obsm["X_umap"] = np.random.default_rng(0).normal(size=(query.n_obs, 2))
+    bc.tl.bcnmf_transform(query, fitted)
+    ref = fitted.uns["bcnmf"]
+    res = query.uns["bcnmf"]
+    assert res["topics"] == list(ref["topics"])
+    assert res["params"]["projected"] is True
+    assert res["params"]["n_genes_matched"] == int((fitted.varm["bcnmf_loadings"].sum(1) > 0).sum())
+    assert res["params"]["alpha"] == ref["params"]["alpha"]
+    pd.testing.assert_frame_equal(res["enrichment"], ref["enrichment"])
+    # the loadings follow the query's gene order
+    np.testing.assert_allclose(
+        query.varm["bcnmf_loadings"], fitted.varm["bcnmf_loadings"][::-1], rtol=1e-6, atol=1e-12
+    )
+    # what used to raise KeyError on a query
+    table = bc.tl.topic_enrichment(query, "cell_type")
+    assert len(table) == query.obs["cell_type"].nunique() * 3
+    assert len(bc.pl.topics(query, show=False)) == 3
+    assert len(bc.pl.usage(query, groupby="cell_type", show=False)) == 3
+    bc.pl.topic_enrichment(query, groupby="cell_type", show=False)
+    bc.pl.gene_loadings(query, n_genes=3, show=False)
+    bc.pl.training(query, show=False)
+    pd.testing.assert_frame_equal(
+        bc.get.top_genes(query, n_genes=5), bc.get.top_genes(fitted, n_genes=5)
+    )
+    plt.close("all")
+    query.write_h5ad(tmp_path / "q.h5ad")
+    back = read_h5ad(tmp_path / "q.h5ad")
+    assert list(back.uns["bcnmf"]["topics"]) == res["topics"]
+    assert len(bc.tl.topic_enrichment(back, "cell_type")) == len(table)
 
 
 def test_transform_needs_half_the_genes(fitted):
