@@ -451,3 +451,125 @@ def test_other_key_and_bad_options(fitted):
         bc.pl.gene_loadings(fitted, kind="bars", show=False)
     with pytest.raises(ValueError, match="n_genes must be a positive integer"):
         bc.pl.gene_loadings(fitted, n_genes=0, show=False)
+
+
+# ------------------------------------------------------ figures that read well
+def _overlaps(boxes) -> list[tuple[int, int]]:
+    return [
+        (i, j)
+        for i in range(len(boxes))
+        for j in range(i + 1, len(boxes))
+        if boxes[i].overlaps(boxes[j])
+    ]
+
+
+TEN_TYPES = [
+    "CD14+ Monocyte",
+    "CD19+ B",
+    "CD34+",
+    "CD4+/CD25 T Reg",
+    "CD4+/CD45RA+/CD25- Naive T",
+    "CD4+/CD45RO+ Memory",
+    "CD56+ NK",
+    "CD8+ Cytotoxic T",
+    "CD8+/CD45RA+ Naive Cytotoxic",
+    "Dendritic",
+]
+
+
+@pytest.mark.parametrize("n_groups", [2, 10])
+def test_usage_violin_labels_do_not_overlap(fitted, n_groups):
+    adata = fitted.copy()
+    labels = ["target", "background"] if n_groups == 2 else TEN_TYPES
+    adata.obs["types"] = pd.Categorical(np.resize(labels, adata.n_obs), categories=labels)
+    axes = bc.pl.usage(adata, groupby="types", show=False)
+    fig = axes[0].figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    for a in axes:
+        ticks = [t for t in a.get_xticklabels() if t.get_text()]
+        assert [t.get_text() for t in ticks] == labels
+        assert _overlaps([t.get_window_extent(renderer) for t in ticks]) == []
+    # and the labels of neighbouring panels do not run into each other either
+    boxes = [a.get_tightbbox(renderer) for a in axes]
+    assert _overlaps(boxes) == []
+
+
+def test_enrichment_heatmap_colour_limits_are_robust(fitted):
+    adata = fitted.copy()
+    bc.tl.topic_enrichment(adata, "cell_type")
+    table = adata.uns["bcnmf"]["enrichment_cell_type"]
+    table.iloc[0, table.columns.get_loc("log2fc")] = 25.0  # one extreme cell
+    ax = bc.pl.topic_enrichment(adata, groupby="cell_type", show=False)
+    lo, hi = ax.images[0].get_clim()
+    others = np.abs(table["log2fc"].to_numpy()[1:])
+    assert lo == pytest.approx(-hi)
+    assert hi == pytest.approx(np.quantile(np.abs(table["log2fc"]), 0.9))
+    assert hi <= others.max() < 25.0
+    assert ax.figure.axes[-1].get_label() == "<colorbar>"
+    # cells beyond the scale: the colour bar says so
+    assert ax.images[0].colorbar.extend == "both"
+
+
+def _fake_sweep() -> AnnData:
+    rng = np.random.default_rng(0)
+    rows = []
+    for a in (0.0, 1.0, 2.0, 3.0):
+        for k in (3, 4):
+            row = {"alpha": a, "n_topics": k}
+            row.update({m: rng.random() for m in bc.pl._sweep.METRICS})
+            row["n_enriched"] = int(rng.integers(0, 3))
+            row["n_stable_enriched"] = int(rng.integers(0, 2))
+            rows.append(row)
+    adata = AnnData(np.zeros((2, 2)))
+    adata.uns["bcnmf_sweep"] = {
+        "table": pd.DataFrame(rows),
+        "recommended": {"alpha": 2.0, "n_topics": 3},
+    }
+    return adata
+
+
+@pytest.mark.parametrize("metrics", [None, ["n_enriched"], ["n_enriched", "n_stable_enriched"]])
+def test_sweep_title_clear_of_panels_and_integer_ticks(metrics):
+    adata = _fake_sweep()
+    kwargs = {} if metrics is None else {"metrics": metrics}
+    fig = bc.pl.sweep(adata, return_fig=True, show=False, **kwargs)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    axes = list(fig.axes)
+    texts = [a.title for a in axes]
+    if fig._suptitle is not None:  # type: ignore[attr-defined]
+        texts.append(fig._suptitle)  # type: ignore[attr-defined]
+    legend = axes[-1].get_legend()
+    assert legend.get_title().get_text() == "recommended:\nalpha=2, K=3"
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    boxes += [a.get_window_extent(renderer) for a in axes]
+    boxes.append(legend.get_window_extent(renderer))
+    assert _overlaps(boxes) == []
+    for a in axes:
+        if a.get_title() in ("n_enriched", "n_stable_enriched"):
+            ticks = a.get_yticks()
+            lo, hi = a.get_ylim()
+            shown = ticks[(ticks >= lo) & (ticks <= hi)]
+            assert len(shown) >= 2 and np.allclose(shown, np.round(shown))
+
+
+def test_training_scale_not_set_by_the_first_epoch(fitted):
+    adata = fitted.copy()
+    n = 12
+    rest = 1.0 + np.exp(-np.arange(1, n))
+    hist = {"epoch": np.arange(1, n + 1.0)}
+    for name, first in (("objective", 50.0), ("target", 40.0), ("background", 30.0)):
+        hist[name] = np.r_[first, rest]
+    adata.uns["bcnmf"] = {**adata.uns["bcnmf"], "history": hist}
+    panels = bc.pl.training(adata, show=False)
+    for axes in (panels, bc.pl.training(adata, ax=plt.subplots()[1], show=False)):
+        for a in axes:
+            lo, hi = a.get_ylim()
+            assert hi < 30.0  # the first epoch is off the scale
+            assert lo <= rest.min() and hi >= rest.max()
+            assert (hi - lo) < 2 * (rest.max() - rest.min())
+    # two epochs: nothing to leave out
+    adata.uns["bcnmf"]["history"] = {k: v[:2] for k, v in hist.items()}
+    a = bc.pl.training(adata, show=False)[0]
+    assert a.get_ylim()[1] >= 50.0
