@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -454,3 +456,40 @@ def test_topic_enrichment_by_group(fitted, tmp_path):
     pd.testing.assert_frame_equal(back.uns["bcnmf"]["enrichment_cell_type"], df)
     with pytest.raises(ValueError, match="reference"):
         bc.tl.topic_enrichment(adata, "group", reference="nope")
+
+
+# ---------------------------------------------------------------- warnings
+@pytest.mark.parametrize("consensus", [False, True])
+def test_warnings_point_at_the_callers_line(consensus):
+    adata = _small(n_target=80, n_background=80, n_genes=120)
+    kwargs = {"n_init": 2, "consensus": True} if consensus else {}
+    with pytest.warns(bc.ConvergenceWarning) as record:
+        bc.tl.bcnmf(adata, "condition", "background", **{**TINY, "max_epochs": 1}, **kwargs)
+    ours = [w for w in record if w.filename.startswith(str(Path(bc.__file__).parent))]
+    assert ours == []  # none points into the package
+    conv = [w for w in record if issubclass(w.category, bc.ConvergenceWarning)]
+    assert conv and {w.filename for w in conv} == {__file__}
+
+
+def test_at_user_line_passes_other_warnings_on():
+    import warnings
+
+    from bcnmf_sc._warnings import at_user_line
+
+    @at_user_line
+    def numpy_warns():
+        return np.log(np.zeros(1))  # numpy's RuntimeWarning: its own location
+
+    with pytest.warns(RuntimeWarning, match="divide by zero") as record:
+        numpy_warns()
+    assert record[0].filename == __file__  # numpy reports at the line that called np.log
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bc.ConvergenceWarning)  # filters still apply
+        with pytest.raises(bc.ConvergenceWarning):
+            bc.tl.bcnmf(
+                _small(n_target=60, n_background=60, n_genes=100),
+                "condition",
+                "background",
+                **{**TINY, "max_epochs": 1},
+            )

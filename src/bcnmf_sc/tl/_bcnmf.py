@@ -12,6 +12,7 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from bcnmf_sc._engine import BcNMF
+from bcnmf_sc._warnings import at_user_line
 
 from ._checks import check_key, check_unique_var_names
 from ._consensus import consensus_model, restart_seeds
@@ -50,6 +51,7 @@ def _check_args(key_added, loss, alpha, n_topics, consensus, n_init) -> None:
         )
 
 
+@at_user_line
 def bcnmf(
     adata: AnnData,
     background_key: str,
@@ -279,6 +281,7 @@ def _fit_runs(model: BcNMF, seeds: list, data: tuple, consensus: bool):
 
 
 # -------------------------------------------------------------------- transform
+@at_user_line
 def bcnmf_transform(
     adata_query: AnnData,
     adata_reference: AnnData,
