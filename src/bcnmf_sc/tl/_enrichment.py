@@ -50,8 +50,9 @@ def _pseudo_count(n_topics: int) -> float:
 
     A fixed 1e-9 turned every topic that one group hardly uses into a log2 fold change of
     +-25, which says nothing about the data. Proportions average ``1 / K``, so
-    ``PSEUDO_COUNT / K`` leaves the ratio of means that are not tiny unchanged (below
-    0.002 in log2 for means above 0.1 / K) and bounds the others on the data's scale:
+    ``PSEUDO_COUNT / K`` hardly moves the ratio of means that are not tiny (by less than
+    0.0015 in log2 when both means are at least ``1 / K``, 0.015 when at least
+    ``0.1 / K``) and bounds the others on the data's scale:
     ``|log2fc| <= log2(1000 K + 1)``, about 13 for 10 topics.
     """
     return PSEUDO_COUNT / max(int(n_topics), 1)
