@@ -103,6 +103,26 @@ def _read_input(args: argparse.Namespace):
     return adata, out, bg, tg
 
 
+def _shared(args: argparse.Namespace, target) -> dict:
+    """The keyword arguments that ``tl.bcnmf`` and ``tl.bcnmf_sweep`` take alike."""
+    return {
+        "target": target,
+        "loss": args.loss,
+        "layer": args.layer,
+        "mask_var": args.mask_var,
+        "batch_size": args.batch_size,
+        "max_epochs": args.max_epochs,
+        "tol": args.tol,
+        "n_init": args.n_init,
+        "random_state": args.seed,
+        "device": args.device,
+        "engine_kwargs": None if args.dtype is None else {"dtype": args.dtype},
+        "key_added": args.key_added,
+        "progress": args.progress,
+        "check_counts": args.check_counts,
+    }
+
+
 def _fit(args: argparse.Namespace) -> None:
     from . import tl
 
@@ -111,23 +131,10 @@ def _fit(args: argparse.Namespace) -> None:
         adata,
         args.background_key,
         bg,
-        target=tg,
         n_topics=args.n_topics,
         alpha=args.alpha,
-        loss=args.loss,
-        layer=args.layer,
-        mask_var=args.mask_var,
-        batch_size=args.batch_size,
-        max_epochs=args.max_epochs,
-        tol=args.tol,
-        n_init=args.n_init,
         consensus=args.consensus,
-        random_state=args.seed,
-        device=args.device,
-        engine_kwargs=None if args.dtype is None else {"dtype": args.dtype},
-        key_added=args.key_added,
-        progress=args.progress,
-        check_counts=args.check_counts,
+        **_shared(args, tg),
     )
     with atomic_output(out, overwrite=args.overwrite) as tmp:
         adata.write_h5ad(tmp)
@@ -144,23 +151,10 @@ def _sweep(args: argparse.Namespace) -> None:
         adata,
         args.background_key,
         bg,
-        target=tg,
         alphas=args.alphas,
         n_topics=args.n_topics,
-        n_init=args.n_init,
-        loss=args.loss,
-        layer=args.layer,
-        mask_var=args.mask_var,
         heldout=args.heldout,
-        batch_size=args.batch_size,
-        max_epochs=args.max_epochs,
-        tol=args.tol,
-        random_state=args.seed,
-        device=args.device,
-        engine_kwargs=None if args.dtype is None else {"dtype": args.dtype},
-        key_added=args.key_added,
-        progress=args.progress,
-        check_counts=args.check_counts,
+        **_shared(args, tg),
     )
     with atomic_output(out, overwrite=args.overwrite) as tmp:
         adata.write_h5ad(tmp)
