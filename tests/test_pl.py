@@ -573,3 +573,13 @@ def test_training_scale_not_set_by_the_first_epoch(fitted):
     adata.uns["bcnmf"]["history"] = {k: v[:2] for k, v in hist.items()}
     a = bc.pl.training(adata, show=False)[0]
     assert a.get_ylim()[1] >= 50.0
+
+
+def test_topics_legend_clear_of_the_next_panel(fitted):
+    axes = bc.pl.topics(fitted, color=["cell_type", "topic_1"], show=False)
+    fig = axes[0].figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    legend = axes[0].get_legend()
+    assert legend is not None
+    assert not legend.get_window_extent(renderer).overlaps(axes[1].get_tightbbox(renderer))

@@ -209,6 +209,10 @@ def _panels(adata: AnnData, key: str, topics, color) -> list[str]:
     return list(dict.fromkeys([*color, *extra]))
 
 
+def _numeric(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
 def _basis_key(adata: AnnData, basis: str) -> str:
     if not isinstance(basis, str) or not basis:
         raise TypeError(f"basis must be a non-empty string, got {basis!r}.")
@@ -274,7 +278,9 @@ def topics(
     return_fig
         Return the Figure.
     **kwds
-        Passed to :func:`scanpy.pl.embedding` (e.g. ``vmax="p99"``, ``size``, ``frameon``).
+        Passed to :func:`scanpy.pl.embedding` (e.g. ``vmax="p99"``, ``size``, ``frameon``;
+        ``wspace`` defaults to 0.5 when a categorical ``.obs`` column is drawn, leaving
+        room for its legend).
 
     Returns
     -------
@@ -320,6 +326,8 @@ def topics(
     tmp.obsm = {f"X_{name}": coords[:, :2].astype(float)}
     if cmap is not None:
         kwds["color_map"] = cmap
+    if any(c in adata.obs.columns and not _numeric(adata.obs[c]) for c in panels):
+        kwds.setdefault("wspace", 0.5)  # room for a categorical legend beside its panel
     out = sc.pl.embedding(
         tmp, name, color=panels, ncols=ncols, ax=ax, show=False, save=None, use_raw=False, **kwds
     )
