@@ -296,12 +296,19 @@ def test_usage_matrix_means(fitted):
     axes = bc.pl.usage(fitted, groupby="cell_type", kind="matrix", show=False)
     assert isinstance(axes, dict)
     assert _labels(axes["mainplot_ax"].get_xticklabels()) == _topic_names(fitted)
-    mp = bc.pl.usage(fitted, groupby="cell_type", kind="matrix", proportions=True, return_fig=True)
-    assert isinstance(mp, sc.pl.MatrixPlot)
-    prop = bc.tl._enrichment.usage_proportions(fitted.obsm["X_bcnmf"])
-    expected = pd.DataFrame(prop, columns=_topic_names(fitted), index=fitted.obs_names)
-    expected = expected.groupby(fitted.obs["cell_type"].to_numpy()).mean()
-    np.testing.assert_allclose(mp.values_df.to_numpy(), expected.to_numpy(), rtol=1e-5)
+    # proportions by default, raw usages on request
+    by_type = fitted.obs["cell_type"].to_numpy()
+    for proportions in (True, False):
+        mp = bc.pl.usage(
+            fitted, groupby="cell_type", kind="matrix", proportions=proportions, return_fig=True
+        )
+        assert isinstance(mp, sc.pl.MatrixPlot)
+        expected = bc.get.usage(fitted, proportions=proportions).groupby(by_type).mean()
+        np.testing.assert_allclose(mp.values_df.to_numpy(), expected.to_numpy(), rtol=1e-5)
+    mp = bc.pl.usage(fitted, groupby="cell_type", kind="matrix", return_fig=True)
+    np.testing.assert_allclose(mp.values_df.sum(1), 1.0, rtol=1e-5)
+    axes = bc.pl.usage(fitted, groupby="condition", topics=0, show=False)
+    assert axes[0].get_ylabel() == "usage proportion"
 
 
 def test_usage_errors(fitted):

@@ -290,7 +290,8 @@ def topic_enrichment(
     :func:`bcnmf_sc.tl._enrichment.compare_usage`) and, with ``sample_key``,
     ``n_samples_group`` and ``n_samples_reference``; within each group the most enriched
     topic (largest ``log2fc``) comes first. It is also stored in
-    ``adata.uns[key][f"enrichment_{groupby}"]``, where
+    ``adata.uns[key][f"enrichment_{groupby}"]`` (replacing the table of an earlier call
+    for the same ``groupby``, with or without ``sample_key``), where
     :func:`bcnmf_sc.pl.topic_enrichment` (``groupby=``) reads it.
     """
     obsm_key = f"X_{key}"
