@@ -48,8 +48,11 @@ napoleon_use_param = True
 
 # ---- MyST / notebooks
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
-# notebooks are executed by CI before the build (or set BCNMF_NB_EXECUTION=cache|force)
-nb_execution_mode = os.environ.get("BCNMF_NB_EXECUTION", "off")
+# The tutorials are stored without outputs, so the build executes them: "cache" (the
+# default) runs a notebook only when its code changed, keeping the results in
+# docs/_build/.jupyter_cache; CI (.ci/run) sets BCNMF_NB_EXECUTION=force to run them all;
+# BCNMF_NB_EXECUTION=off renders them without outputs (a quick look at the text only).
+nb_execution_mode = os.environ.get("BCNMF_NB_EXECUTION", "cache")
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True
 

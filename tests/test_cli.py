@@ -95,3 +95,42 @@ def test_demo_small(tmp_path, capsys):
         assert (outdir / name).stat().st_size > 0
     out = capsys.readouterr().out
     assert "most target-enriched topic" in out and "planted" in out
+
+
+def test_sweep_end_to_end(h5ad, tmp_path, capsys):
+    out = tmp_path / "sweep.h5ad"
+    argv = [
+        "sweep", str(h5ad), "-o", str(out), "--background-key", "condition",
+        "--background", "background", "-k", "2", "3", "--alphas", "0", "2", "--n-init", "2",
+        "--max-epochs", "3", "--device", "cpu", "--heldout", "0",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    res = read_h5ad(out)
+    table = res.uns["bcnmf_sweep"]["table"]
+    assert sorted(zip(table["alpha"], table["n_topics"], strict=True)) == [
+        (0.0, 2), (0.0, 3), (2.0, 2), (2.0, 3)
+    ]  # fmt: skip
+    rec = res.uns["bcnmf_sweep"]["recommended"]
+    assert f"recommended: --alpha {float(rec['alpha']):g} -k {int(rec['n_topics'])}" in printed
+    assert "bcnmf" not in res.uns  # a sweep writes only its own key
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--alphas", "1", "-1"], "--alphas must be a number >= 0, got -1.0"),
+        (["-k", "0"], "-k/--n-topics must be >= 1, got 0"),
+        (["--n-init", "1"], "--n-init must be >= 2"),
+        (["--heldout", "0.9"], "--heldout must be a fraction in [0, 0.5]"),
+        (["--consensus"], "unrecognized arguments: --consensus"),
+    ],
+)
+def test_sweep_bad_arguments(h5ad, tmp_path, capsys, extra, needle):
+    out = tmp_path / "sweep.h5ad"
+    argv = ["sweep", str(h5ad), "-o", str(out), "--background-key", "condition"]
+    argv += ["--background", "background", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not out.exists()

@@ -94,24 +94,43 @@ def _topic_names(adata) -> list[str]:
 
 
 # ------------------------------------------------------------------ gene_loadings
-def test_ranking_panels_titles_and_genes(fitted):
-    axes = bc.pl.gene_loadings(fitted, n_genes=6, show=False)
+def _enriched_first(adata) -> list[str]:
+    """Topic names with the target-enriched ones first (in the table's order)."""
+    table = adata.uns["bcnmf"]["enrichment"]
+    enriched = [str(t) for t in table.index[table["enriched"]]]
+    return enriched + [t for t in _topic_names(adata) if t not in enriched]
+
+
+@pytest.mark.parametrize("rank_by", ["score", "loading"])
+def test_ranking_panels_titles_and_genes(fitted, rank_by):
+    axes = bc.pl.gene_loadings(fitted, n_genes=6, rank_by=rank_by, show=False)
     assert isinstance(axes, list) and len(axes) == K
     assert all(isinstance(a, Axes) for a in axes)
-    assert [a.get_title() for a in axes] == _topic_names(fitted)
+    order = _enriched_first(fitted)
+    enriched = set(fitted.uns["bcnmf"]["enrichment"].query("enriched").index)
+    assert enriched  # the fixture's fit finds the planted program
+    # enriched topics first, and marked
+    assert [a.get_title() for a in axes] == [
+        f"{t} (enriched)" if t in enriched else t for t in order
+    ]
     assert len(axes[0].figure.axes) == K  # no stray panels
-    top = bc.get.top_genes(fitted, n_genes=6)
-    for a, name in zip(axes, _topic_names(fitted), strict=True):
+    top = bc.get.top_genes(fitted, n_genes=6, rank_by=rank_by)
+    for a, name in zip(axes, order, strict=True):
         sub = top[top["topic"] == name]
         assert _labels(a.get_yticklabels()) == list(sub["gene"])
-        # genes sit at their loading, rank 1 at the top
-        np.testing.assert_allclose(a.collections[-1].get_offsets()[:, 0], sub["loading"])
+        # genes sit at their score (or loading), rank 1 at the top
+        np.testing.assert_allclose(a.collections[-1].get_offsets()[:, 0], sub[rank_by])
         assert a.get_ylim()[0] > a.get_ylim()[1]
+        assert a.get_xlabel() == ("specificity score" if rank_by == "score" else "loading")
 
 
 def test_ranking_subset_of_topics_by_name_and_position(fitted):
+    enriched = set(fitted.uns["bcnmf"]["enrichment"].query("enriched").index)
     axes = bc.pl.gene_loadings(fitted, topics=["topic_3", 0], n_genes=4, show=False)
-    assert [a.get_title() for a in axes] == ["topic_3", "topic_1"]
+    # the order asked for, enriched topics marked
+    assert [a.get_title().removesuffix(" (enriched)") for a in axes] == ["topic_3", "topic_1"]
+    for a in axes:
+        assert a.get_title().endswith(" (enriched)") == (a.get_title()[:7] in enriched)
     assert len(axes[0].figure.axes) == 2
     top = bc.get.top_genes(fitted, n_genes=4, topics="topic_3")
     assert _labels(axes[0].get_yticklabels()) == list(top["gene"])
@@ -130,20 +149,23 @@ def test_ranking_into_given_ax_and_return_fig(fitted):
 def test_heatmap_genes_grouped_by_topic(fitted):
     ax = bc.pl.gene_loadings(fitted, kind="heatmap", n_genes=5, show=False)
     assert isinstance(ax, Axes)
-    names = _topic_names(fitted)
-    assert _labels(ax.get_yticklabels()) == names
+    enriched = set(fitted.uns["bcnmf"]["enrichment"].query("enriched").index)
+    rows = [f"{t} (enriched)" if t in enriched else t for t in _enriched_first(fitted)]
+    assert _labels(ax.get_yticklabels()) == rows
     genes = _labels(ax.get_xticklabels())
     top = bc.get.top_genes(fitted, n_genes=5)
     assert len(genes) == len(set(genes)) == top["gene"].nunique()
     # each gene is listed under a topic it is a top gene of; groups follow the topic order
-    home = top.sort_values("loading", ascending=False).drop_duplicates("gene")
+    home = top.sort_values("score", ascending=False).drop_duplicates("gene")
     home = dict(zip(home["gene"], home["topic"], strict=True))
+    names = _enriched_first(fitted)
     order = [names.index(home[g]) for g in genes]
     assert order == sorted(order)
     # the image holds the loadings (topics x genes)
     L = fitted.varm["bcnmf_loadings"]
     image = ax.images[0].get_array()
-    np.testing.assert_allclose(image, L[fitted.var_names.get_indexer(genes)].T)
+    cols = [_topic_names(fitted).index(t) for t in names]
+    np.testing.assert_allclose(image, L[fitted.var_names.get_indexer(genes)][:, cols].T)
     # group labels on top name the topics
     top_axis = ax.child_axes[0] if ax.child_axes else None
     assert top_axis is not None
@@ -161,6 +183,7 @@ def test_dotplot_expression_by_condition(fitted):
     assert isinstance(axes, dict) and "mainplot_ax" in axes
     main = axes["mainplot_ax"]
     top = bc.get.top_genes(fitted, n_genes=4)
+    top = pd.concat([top[top["topic"] == t] for t in _enriched_first(fitted)])
     assert _labels(main.get_xticklabels()) == list(top["gene"])
     assert sorted(_labels(main.get_yticklabels())) == ["background", "target"]
     group_texts = {t.get_text() for t in axes["gene_group_ax"].texts}
@@ -273,12 +296,19 @@ def test_usage_matrix_means(fitted):
     axes = bc.pl.usage(fitted, groupby="cell_type", kind="matrix", show=False)
     assert isinstance(axes, dict)
     assert _labels(axes["mainplot_ax"].get_xticklabels()) == _topic_names(fitted)
-    mp = bc.pl.usage(fitted, groupby="cell_type", kind="matrix", proportions=True, return_fig=True)
-    assert isinstance(mp, sc.pl.MatrixPlot)
-    prop = bc.tl._enrichment.usage_proportions(fitted.obsm["X_bcnmf"])
-    expected = pd.DataFrame(prop, columns=_topic_names(fitted), index=fitted.obs_names)
-    expected = expected.groupby(fitted.obs["cell_type"].to_numpy()).mean()
-    np.testing.assert_allclose(mp.values_df.to_numpy(), expected.to_numpy(), rtol=1e-5)
+    # proportions by default, raw usages on request
+    by_type = fitted.obs["cell_type"].to_numpy()
+    for proportions in (True, False):
+        mp = bc.pl.usage(
+            fitted, groupby="cell_type", kind="matrix", proportions=proportions, return_fig=True
+        )
+        assert isinstance(mp, sc.pl.MatrixPlot)
+        expected = bc.get.usage(fitted, proportions=proportions).groupby(by_type).mean()
+        np.testing.assert_allclose(mp.values_df.to_numpy(), expected.to_numpy(), rtol=1e-5)
+    mp = bc.pl.usage(fitted, groupby="cell_type", kind="matrix", return_fig=True)
+    np.testing.assert_allclose(mp.values_df.sum(1), 1.0, rtol=1e-5)
+    axes = bc.pl.usage(fitted, groupby="condition", topics=0, show=False)
+    assert axes[0].get_ylabel() == "usage proportion"
 
 
 def test_usage_errors(fitted):
@@ -298,10 +328,29 @@ def test_topics_panels_on_embedding(fitted, basis):
     axes = bc.pl.topics(fitted, basis=basis, show=False)
     assert isinstance(axes, list) and len(axes) == K
     assert [a.get_title() for a in axes] == _topic_names(fitted)
-    # colours are the usages
-    np.testing.assert_allclose(
-        np.sort(axes[0].collections[0].get_array()), np.sort(fitted.obsm["X_bcnmf"][:, 0])
-    )
+    # colours are the usage proportions by default, the usages on request
+    W = fitted.obsm["X_bcnmf"]
+    colours = np.sort(axes[0].collections[0].get_array())
+    np.testing.assert_allclose(colours, np.sort(W[:, 0] / W.sum(1)), rtol=1e-6)
+    axes = bc.pl.topics(fitted, basis=basis, topics=0, proportions=False, show=False)
+    colours = np.sort(axes[0].collections[0].get_array())
+    np.testing.assert_allclose(colours, np.sort(W[:, 0]), rtol=1e-6)
+
+
+def test_topics_with_obs_columns(fitted):
+    # obs columns next to topics (used to raise "multiple values for 'color'")
+    axes = bc.pl.topics(fitted, color=["cell_type", "bcnmf_target_score"], topics=[0], show=False)
+    assert [a.get_title() for a in axes] == ["cell_type", "bcnmf_target_score", "topic_1"]
+    # topics named in color: only those, in the order given
+    axes = bc.pl.topics(fitted, color=["topic_3", "condition", "topic_1"], show=False)
+    assert [a.get_title() for a in axes] == ["topic_3", "condition", "topic_1"]
+    axes = bc.pl.topics(fitted, color="condition", show=False)
+    assert [a.get_title() for a in axes] == ["condition", *_topic_names(fitted)]
+    assert "condition_colors" not in fitted.uns  # scanpy's colours went to a throwaway
+    with pytest.raises(KeyError, match=r"color \['nope'\] are neither \.obs columns nor"):
+        bc.pl.topics(fitted, color=["nope"], show=False)
+    with pytest.raises(TypeError, match="color must be"):
+        bc.pl.topics(fitted, color=[1], show=False)
 
 
 def test_topics_subset_ax_and_fig(fitted):
@@ -311,7 +360,7 @@ def test_topics_subset_ax_and_fig(fitted):
     assert bc.pl.topics(fitted, topics="topic_1", ax=ax, show=False) == [ax]
     fig = bc.pl.topics(fitted, topics=[0, 1, 2], return_fig=True, show=False)
     assert isinstance(fig, Figure)
-    with pytest.raises(ValueError, match="ax= takes a single topic"):
+    with pytest.raises(ValueError, match="ax= takes a single panel"):
         bc.pl.topics(fitted, ax=ax, show=False)
 
 
@@ -409,3 +458,135 @@ def test_other_key_and_bad_options(fitted):
         bc.pl.gene_loadings(fitted, kind="bars", show=False)
     with pytest.raises(ValueError, match="n_genes must be a positive integer"):
         bc.pl.gene_loadings(fitted, n_genes=0, show=False)
+
+
+# ------------------------------------------------------ figures that read well
+def _overlaps(boxes) -> list[tuple[int, int]]:
+    return [
+        (i, j)
+        for i in range(len(boxes))
+        for j in range(i + 1, len(boxes))
+        if boxes[i].overlaps(boxes[j])
+    ]
+
+
+TEN_TYPES = [
+    "CD14+ Monocyte",
+    "CD19+ B",
+    "CD34+",
+    "CD4+/CD25 T Reg",
+    "CD4+/CD45RA+/CD25- Naive T",
+    "CD4+/CD45RO+ Memory",
+    "CD56+ NK",
+    "CD8+ Cytotoxic T",
+    "CD8+/CD45RA+ Naive Cytotoxic",
+    "Dendritic",
+]
+
+
+@pytest.mark.parametrize("n_groups", [2, 10])
+def test_usage_violin_labels_do_not_overlap(fitted, n_groups):
+    adata = fitted.copy()
+    labels = ["target", "background"] if n_groups == 2 else TEN_TYPES
+    adata.obs["types"] = pd.Categorical(np.resize(labels, adata.n_obs), categories=labels)
+    axes = bc.pl.usage(adata, groupby="types", show=False)
+    fig = axes[0].figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    for a in axes:
+        ticks = [t for t in a.get_xticklabels() if t.get_text()]
+        assert [t.get_text() for t in ticks] == labels
+        assert _overlaps([t.get_window_extent(renderer) for t in ticks]) == []
+    # and the labels of neighbouring panels do not run into each other either
+    boxes = [a.get_tightbbox(renderer) for a in axes]
+    assert _overlaps(boxes) == []
+
+
+def test_enrichment_heatmap_colour_limits_are_robust(fitted):
+    adata = fitted.copy()
+    bc.tl.topic_enrichment(adata, "cell_type")
+    table = adata.uns["bcnmf"]["enrichment_cell_type"]
+    table.iloc[0, table.columns.get_loc("log2fc")] = 25.0  # one extreme cell
+    ax = bc.pl.topic_enrichment(adata, groupby="cell_type", show=False)
+    lo, hi = ax.images[0].get_clim()
+    others = np.abs(table["log2fc"].to_numpy()[1:])
+    assert lo == pytest.approx(-hi)
+    assert hi == pytest.approx(np.quantile(np.abs(table["log2fc"]), 0.9))
+    assert hi <= others.max() < 25.0
+    assert ax.figure.axes[-1].get_label() == "<colorbar>"
+    # cells beyond the scale: the colour bar says so
+    assert ax.images[0].colorbar.extend == "both"
+
+
+def _fake_sweep() -> AnnData:
+    rng = np.random.default_rng(0)
+    rows = []
+    for a in (0.0, 1.0, 2.0, 3.0):
+        for k in (3, 4):
+            row = {"alpha": a, "n_topics": k}
+            row.update({m: rng.random() for m in bc.pl._sweep.METRICS})
+            row["n_enriched"] = int(rng.integers(0, 3))
+            row["n_stable_enriched"] = int(rng.integers(0, 2))
+            rows.append(row)
+    adata = AnnData(np.zeros((2, 2)))
+    adata.uns["bcnmf_sweep"] = {
+        "table": pd.DataFrame(rows),
+        "recommended": {"alpha": 2.0, "n_topics": 3},
+    }
+    return adata
+
+
+@pytest.mark.parametrize("metrics", [None, ["n_enriched"], ["n_enriched", "n_stable_enriched"]])
+def test_sweep_title_clear_of_panels_and_integer_ticks(metrics):
+    adata = _fake_sweep()
+    kwargs = {} if metrics is None else {"metrics": metrics}
+    fig = bc.pl.sweep(adata, return_fig=True, show=False, **kwargs)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    axes = list(fig.axes)
+    texts = [a.title for a in axes]
+    if fig._suptitle is not None:  # type: ignore[attr-defined]
+        texts.append(fig._suptitle)  # type: ignore[attr-defined]
+    legend = axes[-1].get_legend()
+    assert legend.get_title().get_text() == "recommended:\nalpha=2, K=3"
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    boxes += [a.get_window_extent(renderer) for a in axes]
+    boxes.append(legend.get_window_extent(renderer))
+    assert _overlaps(boxes) == []
+    for a in axes:
+        if a.get_title() in ("n_enriched", "n_stable_enriched"):
+            ticks = a.get_yticks()
+            lo, hi = a.get_ylim()
+            shown = ticks[(ticks >= lo) & (ticks <= hi)]
+            assert len(shown) >= 2 and np.allclose(shown, np.round(shown))
+
+
+def test_training_scale_not_set_by_the_first_epoch(fitted):
+    adata = fitted.copy()
+    n = 12
+    rest = 1.0 + np.exp(-np.arange(1, n))
+    hist = {"epoch": np.arange(1, n + 1.0)}
+    for name, first in (("objective", 50.0), ("target", 40.0), ("background", 30.0)):
+        hist[name] = np.r_[first, rest]
+    adata.uns["bcnmf"] = {**adata.uns["bcnmf"], "history": hist}
+    panels = bc.pl.training(adata, show=False)
+    for axes in (panels, bc.pl.training(adata, ax=plt.subplots()[1], show=False)):
+        for a in axes:
+            lo, hi = a.get_ylim()
+            assert hi < 30.0  # the first epoch is off the scale
+            assert lo <= rest.min() and hi >= rest.max()
+            assert (hi - lo) < 2 * (rest.max() - rest.min())
+    # two epochs: nothing to leave out
+    adata.uns["bcnmf"]["history"] = {k: v[:2] for k, v in hist.items()}
+    a = bc.pl.training(adata, show=False)[0]
+    assert a.get_ylim()[1] >= 50.0
+
+
+def test_topics_legend_clear_of_the_next_panel(fitted):
+    axes = bc.pl.topics(fitted, color=["cell_type", "topic_1"], show=False)
+    fig = axes[0].figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    legend = axes[0].get_legend()
+    assert legend is not None
+    assert not legend.get_window_extent(renderer).overlaps(axes[1].get_tightbbox(renderer))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from bcnmf_sc.datasets import simulate
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
     pytest.mark.filterwarnings("ignore:Topics .* have \\(almost\\) no usage:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning"),
 ]
 
 FAST = {"n_topics": 3, "max_epochs": 20, "progress": False, "device": "cpu"}
@@ -130,6 +133,7 @@ def test_enrichment_sorted_and_correct(fitted):
         "pval_adj",
         "enriched",
         "excess",
+        "target_only",
     ]
     assert sorted(enr.index) == ["topic_1", "topic_2", "topic_3"]
     assert np.all(np.diff(enr["log2fc"].to_numpy()) <= 0)
@@ -145,12 +149,15 @@ def test_enrichment_sorted_and_correct(fitted):
         assert row["auroc"] == pytest.approx(roc_auc_score(y, prop[sel, k]), abs=1e-9)
         assert row["mean_target"] == pytest.approx(prop[sel][y, k].mean())
         mt, mb = prop[sel][y, k].mean(), prop[sel][~y, k].mean()
-        assert row["log2fc"] == pytest.approx(np.log2(mt / mb), rel=1e-6)
+        eps = 1e-3 / 3  # the pseudo-count: a thousandth of the mean proportion 1/K
+        assert row["log2fc"] == pytest.approx(np.log2((mt + eps) / (mb + eps)), rel=1e-6)
         welch = ttest_ind(prop[sel][y, k], prop[sel][~y, k], equal_var=False).pvalue
         assert row["pval"] == pytest.approx(welch, rel=1e-6, abs=1e-300)
         assert row["enriched"] == (row["log2fc"] >= 0.5 and row["pval_adj"] < 0.05)
         significant = row["log2fc"] > 0 and row["pval_adj"] < 0.05
-        assert row["excess"] == pytest.approx(1 - mb / mt if significant else 0.0, abs=1e-8)
+        assert row["excess"] == pytest.approx(1 - mb / mt if significant else 0.0, abs=1e-12)
+        top_users = np.quantile(prop[sel][~y, k], 0.99) < np.quantile(prop[sel][y, k], 0.9)
+        assert row["target_only"] == (row["enriched"] and top_users)
     # the target score: proportions weighted by the share of each topic's target usage
     # above the background's (topics used significantly more by the target only)
     weights = np.zeros(prop.shape[1])
@@ -166,7 +173,7 @@ def test_enrichment_sorted_and_correct(fitted):
 
 def test_planted_program_in_most_enriched_topic(fitted):
     best = fitted.uns["bcnmf"]["enrichment"].index[0]
-    k = fitted.uns["bcnmf"]["topics"].index(best)
+    k = list(fitted.uns["bcnmf"]["topics"]).index(best)
     top = np.argsort(-fitted.varm["bcnmf_loadings"][:, k])[:20]
     prog = (fitted.var["program"] == "program_1").to_numpy()
     assert prog[top].sum() >= 5  # planted genes: 10% of all genes, far more among the top
@@ -376,6 +383,45 @@ def test_transform_reproduces_usages(fitted):
         assert (s1 == 0).all()
 
 
+def test_transform_writes_what_pl_and_tl_need(fitted, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    query = AnnData(X=fitted.X[:, ::-1].copy(), obs=fitted.obs[["cell_type"]].copy())
+    query.var_names = fitted.var_names[::-1]
+    query.obsm["X_umap"] = np.random.default_rng(0).normal(size=(query.n_obs, 2))
+    bc.tl.bcnmf_transform(query, fitted)
+    ref = fitted.uns["bcnmf"]
+    res = query.uns["bcnmf"]
+    assert res["topics"] == list(ref["topics"])
+    assert res["params"]["projected"] is True
+    assert res["params"]["n_genes_matched"] == int((fitted.varm["bcnmf_loadings"].sum(1) > 0).sum())
+    assert res["params"]["alpha"] == ref["params"]["alpha"]
+    pd.testing.assert_frame_equal(res["enrichment"], ref["enrichment"])
+    # the loadings follow the query's gene order
+    np.testing.assert_allclose(
+        query.varm["bcnmf_loadings"], fitted.varm["bcnmf_loadings"][::-1], rtol=1e-6, atol=1e-12
+    )
+    # what used to raise KeyError on a query
+    table = bc.tl.topic_enrichment(query, "cell_type")
+    assert len(table) == query.obs["cell_type"].nunique() * 3
+    assert len(bc.pl.topics(query, show=False)) == 3
+    assert len(bc.pl.usage(query, groupby="cell_type", show=False)) == 3
+    bc.pl.topic_enrichment(query, groupby="cell_type", show=False)
+    bc.pl.gene_loadings(query, n_genes=3, show=False)
+    bc.pl.training(query, show=False)
+    pd.testing.assert_frame_equal(
+        bc.get.top_genes(query, n_genes=5), bc.get.top_genes(fitted, n_genes=5)
+    )
+    plt.close("all")
+    query.write_h5ad(tmp_path / "q.h5ad")
+    back = read_h5ad(tmp_path / "q.h5ad")
+    assert list(back.uns["bcnmf"]["topics"]) == res["topics"]
+    assert len(bc.tl.topic_enrichment(back, "cell_type")) == len(table)
+
+
 def test_transform_needs_half_the_genes(fitted):
     query = fitted[:, :80].copy()  # 40% of the genes
     with pytest.raises(ValueError, match="50%"):
@@ -410,3 +456,40 @@ def test_topic_enrichment_by_group(fitted, tmp_path):
     pd.testing.assert_frame_equal(back.uns["bcnmf"]["enrichment_cell_type"], df)
     with pytest.raises(ValueError, match="reference"):
         bc.tl.topic_enrichment(adata, "group", reference="nope")
+
+
+# ---------------------------------------------------------------- warnings
+@pytest.mark.parametrize("consensus", [False, True])
+def test_warnings_point_at_the_callers_line(consensus):
+    adata = _small(n_target=80, n_background=80, n_genes=120)
+    kwargs = {"n_init": 2, "consensus": True} if consensus else {}
+    with pytest.warns(bc.ConvergenceWarning) as record:
+        bc.tl.bcnmf(adata, "condition", "background", **{**TINY, "max_epochs": 1}, **kwargs)
+    ours = [w for w in record if w.filename.startswith(str(Path(bc.__file__).parent))]
+    assert ours == []  # none points into the package
+    conv = [w for w in record if issubclass(w.category, bc.ConvergenceWarning)]
+    assert conv and {w.filename for w in conv} == {__file__}
+
+
+def test_at_user_line_passes_other_warnings_on():
+    import warnings
+
+    from bcnmf_sc._warnings import at_user_line
+
+    @at_user_line
+    def numpy_warns():
+        return np.log(np.zeros(1))  # numpy's RuntimeWarning: its own location
+
+    with pytest.warns(RuntimeWarning, match="divide by zero") as record:
+        numpy_warns()
+    assert record[0].filename == __file__  # numpy reports at the line that called np.log
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bc.ConvergenceWarning)  # filters still apply
+        with pytest.raises(bc.ConvergenceWarning):
+            bc.tl.bcnmf(
+                _small(n_target=60, n_background=60, n_genes=100),
+                "condition",
+                "background",
+                **{**TINY, "max_epochs": 1},
+            )

@@ -106,9 +106,19 @@ OVERWRITE_HELP = (
 
 
 def add_fit_arguments(
-    p: argparse.ArgumentParser, *, consensus: bool = True, shared: bool = True
+    p: argparse.ArgumentParser,
+    *,
+    consensus: bool = True,
+    sweep: bool = False,
+    shared: bool = True,
 ) -> None:
-    """The options of a fit, shared by ``bcnmf-sc fit`` and ``bcnmf_sc.distributed``."""
+    """The options of a fit: ``bcnmf-sc fit``, ``bcnmf-sc sweep``, ``bcnmf_sc.distributed``.
+
+    ``sweep=True``: the options of :func:`bcnmf_sc.tl.bcnmf_sweep` instead (``-k`` and
+    ``--alphas`` take lists, ``--n-init`` seeds per setting, ``--heldout``; no
+    ``--consensus``, no ``--n-shared``). ``shared=False``: no ``--n-shared`` and
+    ``--holdout`` (the torchrun entry point).
+    """
     p.add_argument("input", metavar="IN.h5ad", help="input AnnData file (counts in X or --layer)")
     p.add_argument(
         "-o",
@@ -131,10 +141,36 @@ def add_fit_arguments(
     p.add_argument(
         "--target", nargs="+", metavar="VALUE", help="target value(s) of KEY (default: the rest)"
     )
-    p.add_argument("-k", "--n-topics", type=int, default=10, metavar="K", help="topics (10)")
-    p.add_argument(
-        "--alpha", type=float, default=None, help="contrast strength (default: engine default)"
-    )
+    if sweep:
+        p.add_argument(
+            "-k",
+            "--n-topics",
+            type=int,
+            nargs="+",
+            default=[5, 10, 15],
+            metavar="K",
+            help="numbers of topics to try (5 10 15)",
+        )
+        p.add_argument(
+            "--alphas",
+            type=float,
+            nargs="+",
+            default=[0.0, 1.0, 2.0, 3.0],
+            metavar="A",
+            help="contrast strengths to try (0 1 2 3)",
+        )
+        p.add_argument(
+            "--heldout",
+            type=float,
+            default=0.1,
+            metavar="F",
+            help="fraction of target cells held out to score the fits (0.1; 0 skips)",
+        )
+    else:
+        p.add_argument("-k", "--n-topics", type=int, default=10, metavar="K", help="topics (10)")
+        p.add_argument(
+            "--alpha", type=float, default=None, help="contrast strength (default: engine default)"
+        )
     p.add_argument(
         "--loss", choices=("kl", "frobenius"), default="kl", help="kl for raw counts (default)"
     )
@@ -148,10 +184,13 @@ def add_fit_arguments(
     p.add_argument("--batch-size", type=int, default=None, metavar="N", help="cells per batch")
     p.add_argument("--max-epochs", type=int, default=None, metavar="N", help="epoch limit")
     p.add_argument("--tol", type=float, default=1e-5, help="relative tolerance (1e-5)")
-    p.add_argument(
-        "--n-init", type=int, default=1, metavar="N", help="restarts; the best is kept (1)"
-    )
-    if shared:
+    if sweep:
+        p.add_argument("--n-init", type=int, default=3, metavar="N", help="seeds per setting (3)")
+    else:
+        p.add_argument(
+            "--n-init", type=int, default=1, metavar="N", help="restarts; the best is kept (1)"
+        )
+    if shared and not sweep:
         p.add_argument(
             "--n-shared",
             type=int,
@@ -167,7 +206,7 @@ def add_fit_arguments(
             help="share of each group held out for the enrichment table "
             "(0.2 with --n-shared, else 0)",
         )
-    if consensus:
+    if consensus and not sweep:
         p.add_argument(
             "--consensus",
             action="store_true",
@@ -178,7 +217,8 @@ def add_fit_arguments(
         "--dtype", choices=("float32", "float64"), default=None, help="(engine default float32)"
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
-    p.add_argument("--key-added", default="bcnmf", metavar="KEY", help="result key (bcnmf)")
+    key = "bcnmf_sweep" if sweep else "bcnmf"
+    p.add_argument("--key-added", default=key, metavar="KEY", help=f"result key ({key})")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument(
         "--no-check-counts",
@@ -201,11 +241,18 @@ def _require(ok: bool, flag: str, what: str, value) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Range checks of the shared options, before any file is read."""
-    _require(args.n_topics >= 1, "-k/--n-topics", ">= 1", args.n_topics)
-    if args.alpha is not None:
-        _require(
-            math.isfinite(args.alpha) and args.alpha >= 0, "--alpha", "a number >= 0", args.alpha
-        )
+    ks = args.n_topics if isinstance(args.n_topics, list) else [args.n_topics]
+    for k in ks:
+        _require(k >= 1, "-k/--n-topics", ">= 1", k)
+    alphas = getattr(args, "alphas", None) or []
+    if getattr(args, "alpha", None) is not None:
+        alphas = [args.alpha]
+    for a in alphas:
+        flag = "--alpha" if getattr(args, "alpha", None) is not None else "--alphas"
+        _require(math.isfinite(a) and a >= 0, flag, "a number >= 0", a)
+    if hasattr(args, "heldout"):
+        _require(0 <= args.heldout <= 0.5, "--heldout", "a fraction in [0, 0.5]", args.heldout)
+        _require(args.n_init >= 2, "--n-init", ">= 2 (stability compares seeds)", args.n_init)
     for flag, v in (("--batch-size", args.batch_size), ("--max-epochs", args.max_epochs)):
         if v is not None:
             _require(v >= 1, flag, ">= 1", v)

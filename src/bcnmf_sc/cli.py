@@ -1,4 +1,4 @@
-"""Command line interface: ``bcnmf-sc fit`` and ``bcnmf-sc demo``."""
+"""Command line interface: ``bcnmf-sc fit``, ``bcnmf-sc sweep`` and ``bcnmf-sc demo``."""
 
 from __future__ import annotations
 
@@ -51,6 +51,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_fit_arguments(fit)
 
+    sweep = sub.add_parser(
+        "sweep",
+        help="fit a grid of alpha x number of topics and recommend a setting",
+        description=(
+            "Fit bcNMF to the cells of IN.h5ad for every pair of --alphas x -k with "
+            "--n-init seeds each (bc.tl.bcnmf_sweep), and write OUT.h5ad: the input plus "
+            "the sweep table and the recommended setting in .uns['bcnmf_sweep'] (KEY of "
+            "--key-added). The recommendation is printed; fit it with bcnmf-sc fit."
+        ),
+    )
+    add_fit_arguments(sweep, sweep=True)
+
     demo = sub.add_parser(
         "demo",
         help="run bcNMF on simulated data and write figures and tables",
@@ -69,10 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fit(args: argparse.Namespace) -> None:
+def _read_input(args: argparse.Namespace):
+    """Checked arguments and files, the input AnnData and its labels: ``(adata, out, bg, tg)``."""
     import anndata as ad
-
-    from . import tl
 
     check_args(args)
     check_input(args.input, args.layer)
@@ -89,35 +100,72 @@ def _fit(args: argparse.Namespace) -> None:
             f"--mask-var {args.mask_var!r} is not a var column of {args.input!r}; "
             f"available: {list(adata.var.columns)}"
         )
+    return adata, out, bg, tg
+
+
+def _shared(args: argparse.Namespace, target) -> dict:
+    """The keyword arguments that ``tl.bcnmf`` and ``tl.bcnmf_sweep`` take alike."""
+    return {
+        "target": target,
+        "loss": args.loss,
+        "layer": args.layer,
+        "mask_var": args.mask_var,
+        "batch_size": args.batch_size,
+        "max_epochs": args.max_epochs,
+        "tol": args.tol,
+        "n_init": args.n_init,
+        "random_state": args.seed,
+        "device": args.device,
+        "engine_kwargs": None if args.dtype is None else {"dtype": args.dtype},
+        "key_added": args.key_added,
+        "progress": args.progress,
+        "check_counts": args.check_counts,
+    }
+
+
+def _fit(args: argparse.Namespace) -> None:
+    from . import tl
+
+    adata, out, bg, tg = _read_input(args)
     tl.bcnmf(
         adata,
         args.background_key,
         bg,
-        target=tg,
         n_topics=args.n_topics,
         n_shared=args.n_shared,
         holdout=args.holdout,
         alpha=args.alpha,
-        loss=args.loss,
-        layer=args.layer,
-        mask_var=args.mask_var,
-        batch_size=args.batch_size,
-        max_epochs=args.max_epochs,
-        tol=args.tol,
-        n_init=args.n_init,
         consensus=args.consensus,
-        random_state=args.seed,
-        device=args.device,
-        engine_kwargs=None if args.dtype is None else {"dtype": args.dtype},
-        key_added=args.key_added,
-        progress=args.progress,
-        check_counts=args.check_counts,
+        **_shared(args, tg),
     )
     with atomic_output(out, overwrite=args.overwrite) as tmp:
         adata.write_h5ad(tmp)
     enr = adata.uns[args.key_added]["enrichment"]
     print(f"wrote {out} ({adata.n_obs} cells, {args.n_topics} topics)")
     print(f"most target-enriched topic: {enr.index[0]} (log2FC {enr['log2fc'].iloc[0]:.2f})")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from . import tl
+
+    adata, out, bg, tg = _read_input(args)
+    table = tl.bcnmf_sweep(
+        adata,
+        args.background_key,
+        bg,
+        alphas=args.alphas,
+        n_topics=args.n_topics,
+        heldout=args.heldout,
+        **_shared(args, tg),
+    )
+    with atomic_output(out, overwrite=args.overwrite) as tmp:
+        adata.write_h5ad(tmp)
+    rec = adata.uns[args.key_added]["recommended"]
+    print(f"wrote {out} ({len(table)} settings x {args.n_init} seeds)")
+    print(
+        f"recommended: --alpha {float(rec['alpha']):g} -k {int(rec['n_topics'])} "
+        "(bcnmf-sc fit ... to fit it)"
+    )
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -209,10 +257,7 @@ def _demo(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        if args.command == "fit":
-            _fit(args)
-        else:
-            _demo(args)
+        {"fit": _fit, "sweep": _sweep, "demo": _demo}[args.command](args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -77,9 +77,11 @@ def topic_enrichment(
         :func:`bcnmf_sc.tl.topic_enrichment` wrote for this ``obs`` column
         (``.uns[key][f"enrichment_{groupby}"]``): a heatmap of the effect, groups x topics
         (topics in the order of the target vs background table when there is one, most
-        target-enriched first), in a diverging colour map centred on no change, with
-        stars on the cells that count as enriched (as above: the table's ``enriched``
-        column, or ``pval_cutoff``).
+        target-enriched first), in a diverging colour map centred on no change that runs
+        to the 90th percentile of the table's deviations from no change (the few cells
+        beyond it take the end colours, so one extreme cell does not wash out the rest),
+        with stars on the cells that count as enriched (as above: the table's
+        ``enriched`` column, or ``pval_cutoff``).
     ax
         Axes to draw into; default a new figure.
     {show}
@@ -188,6 +190,28 @@ def _highlight(df: pd.DataFrame, effect, padj, null: float, pval_cutoff) -> np.n
     return (padj < cutoff) & (effect > null)
 
 
+#: The heatmap's colours run to this quantile of |effect - no change| over the table.
+ROBUST_QUANTILE = 0.9
+
+
+def _robust_span(values: np.ndarray, null: float) -> tuple[float, bool]:
+    """Half-width of the colour scale: ``ROBUST_QUANTILE`` of ``|values - null|``.
+
+    One extreme cell (a topic a group hardly uses, with a log2FC of 10) would otherwise
+    set the scale and wash out every real difference; cells beyond the scale are drawn
+    in its end colours (the colour bar then has arrows). Also returns whether any cell is
+    beyond it.
+    """
+    dev = np.abs(np.asarray(values, dtype=float) - null)
+    dev = dev[np.isfinite(dev)]
+    if dev.size == 0:
+        return 1.0, False
+    span = float(np.quantile(dev, ROBUST_QUANTILE))
+    if not span > 0:
+        span = float(dev.max()) if dev.max() > 0 else 1.0
+    return span, bool((dev > span * (1 + 1e-9)).any())
+
+
 def _by_group(uns, key: str, groupby: str, metric: str, n_topics, pval_cutoff, ax):
     """Heatmap groups x topics of the per-group table of ``tl.topic_enrichment``."""
     table = uns.get(f"enrichment_{groupby}")
@@ -222,8 +246,7 @@ def _by_group(uns, key: str, groupby: str, metric: str, n_topics, pval_cutoff, a
 
     width = max(3.0, 0.55 * len(topics) + 2.2)
     fig, ax = u.single_ax(ax, (width, max(2.0, 0.4 * len(groups) + 1.2)))
-    span = np.nanmax(np.abs(values - null)) if values.size else 1.0
-    span = span if np.isfinite(span) and span > 0 else 1.0
+    span, clipped = _robust_span(values, null)
     image = ax.imshow(values, cmap="RdBu_r", vmin=null - span, vmax=null + span, aspect="auto")
     for (i, j), f in np.ndenumerate(flag.to_numpy(dtype=bool)):
         if f:
@@ -231,7 +254,8 @@ def _by_group(uns, key: str, groupby: str, metric: str, n_topics, pval_cutoff, a
     ax.set_xticks(np.arange(len(topics)), labels=topics, rotation=90)
     ax.set_yticks(np.arange(len(groups)), labels=groups)
     ax.grid(False)
-    fig.colorbar(image, ax=ax, label=label.split(" (")[0], shrink=0.8)
+    extend = "both" if clipped else "neither"
+    fig.colorbar(image, ax=ax, label=label.split(" (")[0], shrink=0.8, extend=extend)
     reference = table["reference"].iloc[0] if "reference" in table.columns else "rest"
     ax.set_title(f"{groupby}: each group vs {reference}")
     return fig, ax

@@ -40,6 +40,7 @@ def gene_loadings(
     key: str = "bcnmf",
     topics: str | int | Sequence[str | int] | None = None,
     n_genes: int = 20,
+    rank_by: Literal["score", "loading"] = "score",
     kind: Literal["ranking", "heatmap", "dotplot"] = "ranking",
     groupby: str | None = None,
     layer: str | None = None,
@@ -56,7 +57,13 @@ def gene_loadings(
     """Top genes of each topic: which genes drive it.
 
     Reads ``.varm[f"{key}_loadings"]`` and ``.uns[key]`` written by
-    :func:`bcnmf_sc.tl.bcnmf`; the genes shown are those of :func:`bcnmf_sc.get.top_genes`.
+    :func:`bcnmf_sc.tl.bcnmf`; the genes shown are those of :func:`bcnmf_sc.get.top_genes`
+    (by default ranked by specificity score, so genes that every topic loads, such as
+    ferritin or ribosomal genes, do not lead every topic). Without ``topics`` the
+    target-enriched topics (the ``enriched`` column of ``.uns[key]["enrichment"]``) come
+    first, in the table's order, then the others in topic order; enriched topics are
+    marked ``"(enriched)"`` in the panel titles (``"ranking"``) or row labels
+    (``"heatmap"``).
 
     Parameters
     ----------
@@ -65,14 +72,19 @@ def gene_loadings(
     {topics}
     n_genes
         Top genes per topic (genes with zero loading are never shown).
+    rank_by
+        ``"score"``: rank genes by the specificity score of
+        :func:`bcnmf_sc.get.specificity_score` (the loading relative to the gene's mean
+        loading over topics); ``"loading"``: by the loading itself.
     kind
         ``"ranking"``: one panel per topic (titled with the topic name) with its top genes
-        placed at their loading, the highest at the top (as :func:`scanpy.pl.pca_loadings`
-        for principal components). ``"heatmap"``: loadings of the top genes (columns) in
-        each topic (rows); genes are grouped, and labelled on top, by the topic they are
-        top genes of (a gene that is a top gene of several topics is shown once, under the
-        topic where it loads most). ``"dotplot"``: expression of each topic's top genes in
-        the groups of ``groupby`` (:func:`scanpy.pl.dotplot`, genes grouped by topic).
+        placed at their specificity score (``rank_by="score"``) or loading, the first at
+        the top (as :func:`scanpy.pl.pca_loadings` for principal components).
+        ``"heatmap"``: loadings of the top genes (columns) in each topic (rows); genes are
+        grouped, and labelled on top, by the topic they are top genes of (a gene that is a
+        top gene of several topics is shown once, under the topic where it ranks highest
+        by ``rank_by``). ``"dotplot"``: expression of each topic's top genes in the groups
+        of ``groupby`` (:func:`scanpy.pl.dotplot`, genes grouped by topic).
     groupby
         ``kind="dotplot"``: the ``.obs`` column to group cells by; default the
         ``background_key`` of the fit (the condition).
@@ -137,15 +149,25 @@ def gene_loadings(
     if standard_scale not in ("var", "group", None):
         raise ValueError(f"standard_scale must be 'var', 'group' or None, got {standard_scale!r}.")
     idx, names = u.select_topics(adata, key, topics)
-    top = get.top_genes(adata, key=key, n_genes=int(n_genes), topics=idx)
+    enriched = u.enriched_topics(uns)
+    if topics is None:  # target-enriched topics first, in the enrichment table's order
+        first = [n for n in enriched if n in names]
+        order = [names.index(n) for n in first] + [
+            i for i, n in enumerate(names) if n not in set(first)
+        ]
+        idx, names = [idx[i] for i in order], [names[i] for i in order]
+    top = get.top_genes(adata, key=key, n_genes=int(n_genes), topics=idx, rank_by=rank_by)
+    labels = [f"{n} (enriched)" if n in set(enriched) else n for n in names]
     writekey = f"bcnmf_gene_loadings_{kind}"
     if kind == "ranking":
         colors = u.topic_colors(u.n_topics_of(adata, key))
-        fig, axes = _ranking(top, idx, names, colors, ncols=ncols, ax=ax, **kwds)
+        fig, axes = _ranking(top, idx, names, labels, colors, rank_by, ncols=ncols, ax=ax, **kwds)
         return u.finish(fig, axes, writekey, show=show, save=save, return_fig=return_fig)
     if kind == "heatmap":
         L = np.asarray(adata.varm[f"{key}_loadings"], dtype=float)
-        fig, axes = _heatmap(adata, L, top, idx, names, standard_scale, cmap, ax, **kwds)
+        fig, axes = _heatmap(
+            adata, L, top, idx, names, labels, rank_by, standard_scale, cmap, ax, **kwds
+        )
         return u.finish(fig, axes, writekey, show=show, save=save, return_fig=return_fig)
     return _dotplot(
         adata,
@@ -167,7 +189,9 @@ def gene_loadings(
 
 
 # ---------------------------------------------------------------------- ranking
-def _ranking(top, idx, names, colors, *, ncols, ax, **kwds) -> tuple[Figure, list[Axes]]:
+def _ranking(
+    top, idx, names, labels, colors, rank_by, *, ncols, ax, **kwds
+) -> tuple[Figure, list[Axes]]:
     n_max = int(top.groupby("topic", sort=False).size().max())
     if ax is not None:
         if len(idx) != 1:
@@ -179,25 +203,28 @@ def _ranking(top, idx, names, colors, *, ncols, ax, **kwds) -> tuple[Figure, lis
     else:
         width = rcParams["figure.figsize"][0] * 0.75
         fig, axes = u.panel_grid(len(idx), ncols, (width, 0.9 + 0.2 * n_max))
-    for a, k, name in zip(axes, idx, names, strict=True):
+    xlabel = "specificity score" if rank_by == "score" else "loading"
+    for a, k, name, label in zip(axes, idx, names, labels, strict=True):
         sub = top[top["topic"] == name]
         y = np.arange(len(sub))
         color = kwds.get("color", colors[k])
-        a.hlines(y, 0, sub["loading"], color=color, alpha=0.5, lw=1.5)
-        a.scatter(sub["loading"], y, **{"color": color, "zorder": 3, **kwds})
+        a.hlines(y, 0, sub[rank_by], color=color, alpha=0.5, lw=1.5)
+        a.scatter(sub[rank_by], y, **{"color": color, "zorder": 3, **kwds})
         a.set_yticks(y, labels=list(sub["gene"]))
         a.set_ylim(max(len(sub), 1) - 0.5, -0.5)  # rank 1 at the top
         a.set_xlim(0, None)
-        a.set_title(name)
-        a.set_xlabel("loading")
+        a.set_title(label, fontweight="bold" if label != name else "normal")
+        a.set_xlabel(xlabel)
         a.grid(False)
     return fig, axes
 
 
 # ---------------------------------------------------------------------- heatmap
-def _grouped_genes(top: pd.DataFrame, names: list[str]) -> list[tuple[str, list[str]]]:
-    """Each gene once, under the (asked) topic whose top genes it is in with most loading."""
-    best = top.sort_values("loading", ascending=False, kind="stable").drop_duplicates("gene")
+def _grouped_genes(
+    top: pd.DataFrame, names: list[str], rank_by: str = "loading"
+) -> list[tuple[str, list[str]]]:
+    """Each gene once, under the (asked) topic whose top genes it ranks highest in."""
+    best = top.sort_values(rank_by, ascending=False, kind="stable").drop_duplicates("gene")
     home = dict(zip(best["gene"], best["topic"], strict=True))
     groups = []
     for name in names:
@@ -206,8 +233,8 @@ def _grouped_genes(top: pd.DataFrame, names: list[str]) -> list[tuple[str, list[
     return groups
 
 
-def _heatmap(adata, L, top, idx, names, standard_scale, cmap, ax, **kwds):
-    groups = _grouped_genes(top, names)
+def _heatmap(adata, L, top, idx, names, labels, rank_by, standard_scale, cmap, ax, **kwds):
+    groups = _grouped_genes(top, names, rank_by)
     genes = [g for _, gs in groups for g in gs]
     pos = adata.var_names.get_indexer(genes)
     M = L[pos][:, idx].T  # topics x genes
@@ -221,7 +248,7 @@ def _heatmap(adata, L, top, idx, names, standard_scale, cmap, ax, **kwds):
     fig, ax = u.single_ax(ax, figsize)
     im = ax.imshow(M, aspect="auto", interpolation="nearest", cmap=cmap, **kwds)
     ax.set_xticks(np.arange(len(genes)), labels=genes, rotation=90)
-    ax.set_yticks(np.arange(len(names)), labels=names)
+    ax.set_yticks(np.arange(len(names)), labels=labels)
     ax.set_ylabel("topic")
     ax.grid(False)
     # group brackets: separators between groups and the topic name on top of each group

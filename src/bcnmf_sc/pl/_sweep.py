@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from matplotlib import rcParams
+from matplotlib.ticker import MaxNLocator
 
 from . import _utils as u
 from ._docs import doc_key, doc_params, doc_save, doc_show
@@ -36,6 +37,8 @@ METRICS = {
     "background_term": "background term (rel. to null)",
 }
 _DEFAULT = ("target_score_effect", "background_explained", "stability", "heldout_target")
+#: Counts: drawn with integer ticks only.
+_INTEGER = ("n_enriched", "n_stable_enriched")
 
 
 def _sweep_result(adata: AnnData, key: str) -> tuple[pd.DataFrame, Mapping]:
@@ -74,7 +77,9 @@ def sweep(
     (``target_score_effect``, the measure the recommendation maximises) against how much
     of the background the topics still explain (``background_explained``), how stable the
     topics are across restarts, and how well they describe held-out target cells. The
-    recommended setting is marked with a black star in every panel.
+    recommended setting is marked with a black star in every panel and named in the
+    title of the legend (right of the last panel). Counts (``n_enriched``,
+    ``n_stable_enriched``) get integer ticks.
 
     Parameters
     ----------
@@ -169,10 +174,17 @@ def sweep(
         a.set_ylabel(METRICS[metric])
         a.set_title(metric)
         a.set_xticks(sorted(set(alpha.tolist())))
+        if metric in _INTEGER:
+            a.yaxis.set_major_locator(MaxNLocator(integer=True))
         a.grid(False)
-    axes[-1].legend(frameon=False, fontsize="small")
-    if ax is None and has_rec:
-        fig.suptitle(
-            f"{key}: recommended alpha={float(rec['alpha']):g}, n_topics={int(rec['n_topics'])}"
-        )
+    # the recommendation in the legend, outside the panels: a suptitle ran into them
+    title = (
+        f"recommended:\nalpha={float(rec['alpha']):g}, K={int(rec['n_topics'])}"
+        if has_rec
+        else None
+    )
+    style: dict[str, Any] = {"frameon": False, "fontsize": "small", "title_fontsize": "small"}
+    if ax is None:
+        style.update(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    axes[-1].legend(title=title, **style)
     return u.finish(fig, axes, "bcnmf_sweep", show=show, save=save, return_fig=return_fig)

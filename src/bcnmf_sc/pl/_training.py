@@ -37,7 +37,9 @@ def training(
     Reads ``.uns[key]["history"]`` written by :func:`bcnmf_sc.tl.bcnmf`. The objective
     is the target term minus ``alpha`` times the background term (both per-entry
     losses, as recorded by :class:`bcnmf_sc.BcNMF`). A dashed line marks the last epoch,
-    labelled with whether the fit converged.
+    labelled with whether the fit converged. The y axis shows the range from the second
+    epoch on (padded by 5%): the first epoch, often far above the rest, would flatten the
+    curve that shows convergence; it is drawn, but may lie above the axis.
 
     Parameters
     ----------
@@ -93,6 +95,7 @@ def training(
         fig, axes = ax.figure, [ax]
         for (vals, label), c in zip(curves, colors, strict=True):
             ax.plot(epoch, vals, marker=".", color=c, label=label)
+        _robust_ylim(ax, [vals for vals, _ in curves])
         ax.axvline(epoch[-1], color="gray", ls="--", lw=1, label=stop_label)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
@@ -103,6 +106,7 @@ def training(
         fig, axes = u.panel_grid(len(curves), len(curves), (w * 0.8, h * 0.8))
         for a, (vals, label), c in zip(axes, curves, colors, strict=True):
             a.plot(epoch, vals, marker=".", color=c)
+            _robust_ylim(a, [vals])
             a.axvline(epoch[-1], color="gray", ls="--", lw=1, label=stop_label)
             a.set_title(label)
             a.set_xlabel("epoch")
@@ -112,3 +116,15 @@ def training(
         if alpha is not None:
             fig.suptitle(f"{key}: objective = target term − {alpha:g} × background term")
     return u.finish(fig, axes, "bcnmf_training", show=show, save=save, return_fig=return_fig)
+
+
+def _robust_ylim(ax: Axes, curves: list[np.ndarray]) -> None:
+    """The y limits from the second epoch on (5% padding), with at least 3 epochs."""
+    parts = [np.asarray(v, dtype=float)[1:] for v in curves if len(v) >= 3]
+    rest = np.concatenate(parts) if parts else np.zeros(0)
+    rest = rest[np.isfinite(rest)]
+    if rest.size == 0:
+        return
+    lo, hi = float(rest.min()), float(rest.max())
+    pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1e-12)
+    ax.set_ylim(lo - pad, hi + pad)

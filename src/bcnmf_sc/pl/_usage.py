@@ -12,7 +12,8 @@ from anndata import AnnData
 from matplotlib import rcParams
 from matplotlib.ticker import MaxNLocator
 
-from bcnmf_sc.tl._enrichment import usage_proportions
+from bcnmf_sc import get
+from bcnmf_sc._utils import usage_proportions
 
 from . import _utils as u
 from ._docs import doc_adata, doc_key, doc_params, doc_save, doc_show, doc_topics
@@ -51,7 +52,7 @@ def usage(
     groupby: str,
     topics: str | int | Sequence[str | int] | None = None,
     kind: Literal["violin", "matrix"] = "violin",
-    proportions: bool = False,
+    proportions: bool = True,
     ncols: int = 4,
     ax: Axes | None = None,
     show: bool | None = None,
@@ -79,8 +80,9 @@ def usage(
         in each group (rows) (:func:`scanpy.pl.matrixplot`; pass
         ``standard_scale="var"`` to scale each topic to 0..1).
     proportions
-        Plot per-cell usage proportions (usage divided by the cell's total usage, as in the
-        enrichment statistics) instead of raw usages.
+        ``True`` (default): per-cell usage proportions (usage divided by the cell's total
+        usage, what the enrichment statistics compare); ``False``: raw usages, which
+        mostly follow each cell's sequencing depth.
     ncols
         ``"violin"``: panels per row.
     ax
@@ -91,7 +93,8 @@ def usage(
         Return the Figure (``"violin"``) or the unrendered :class:`scanpy.pl.MatrixPlot`
         (``"matrix"``; ``save`` is then ignored, as in scanpy).
     **kwds
-        Passed to :func:`scanpy.pl.violin` (default ``stripplot=False``) or
+        Passed to :func:`scanpy.pl.violin` (default ``stripplot=False`` and group labels
+        turned upright, ``rotation=90``, so that they never overlap) or
         :func:`scanpy.pl.matrixplot`.
 
     Returns
@@ -173,11 +176,41 @@ def usage(
         w = max(2.5, 0.5 * len(cats) + 1.5)
         fig, axes = u.panel_grid(len(idx), ncols, (w, rcParams["figure.figsize"][1] * 0.8))
     kwds.setdefault("stripplot", False)
+    kwds.setdefault("rotation", 90)
     for a, name in zip(axes, names, strict=True):
         sc.pl.violin(tmp, name, groupby=groupby, use_raw=False, ax=a, show=False, **kwds)
         a.set_title(name)
         a.set_ylabel(label)
     return u.finish(fig, axes, writekey, show=show, save=save, return_fig=return_fig)
+
+
+def _panels(adata: AnnData, key: str, topics, color) -> list[str]:
+    """What :func:`topics` draws: the ``color`` entries, then the topics asked for."""
+    if color is None:
+        color = []
+    elif isinstance(color, str):
+        color = [color]
+    if not all(isinstance(c, str) for c in color):
+        raise TypeError(f"color must be .obs column names or topic names, got {color!r}.")
+    all_names = u.select_topics(adata, key, None)[1]
+    clash = [c for c in all_names if c in adata.obs.columns]
+    if clash:
+        raise ValueError(
+            f".obs columns {clash} have the names of topics; rename them to draw topics."
+        )
+    unknown = [c for c in color if c not in adata.obs.columns and c not in all_names]
+    if unknown:
+        raise KeyError(
+            f"color {unknown} are neither .obs columns nor topics; .obs columns: "
+            f"{list(adata.obs.columns)}, topics: {all_names}."
+        )
+    names_topic = any(c in all_names for c in color)
+    extra = [] if topics is None and names_topic else u.select_topics(adata, key, topics)[1]
+    return list(dict.fromkeys([*color, *extra]))
+
+
+def _numeric(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
 
 
 def _basis_key(adata: AnnData, basis: str) -> str:
@@ -200,7 +233,8 @@ def topics(
     basis: str = "umap",
     key: str = "bcnmf",
     topics: str | int | Sequence[str | int] | None = None,
-    proportions: bool = False,
+    color: str | Sequence[str] | None = None,
+    proportions: bool = True,
     ncols: int = 4,
     cmap: str | Colormap | None = None,
     ax: Axes | None = None,
@@ -211,9 +245,10 @@ def topics(
 ):
     """The embedding coloured by the usage of each topic, one panel per topic.
 
-    Draws :func:`scanpy.pl.embedding` with the usages ``.obsm[f"X_{key}"]`` written by
-    :func:`bcnmf_sc.tl.bcnmf` as colours, without copying them into ``adata.obs`` (the
-    user's AnnData is never modified).
+    Draws :func:`scanpy.pl.embedding` with the usage proportions of ``.obsm[f"X_{key}"]``
+    written by :func:`bcnmf_sc.tl.bcnmf` as colours, next to any ``.obs`` columns, without
+    copying them into ``adata.obs`` (the user's AnnData is never modified; scanpy draws
+    from :func:`bcnmf_sc.get.usage_adata`, which any scanpy plot accepts as well).
 
     Parameters
     ----------
@@ -225,8 +260,13 @@ def topics(
     key
         The ``key_added`` of the bcNMF run.
     {topics}
+    color
+        ``.obs`` columns (e.g. ``"leiden"``) and topic names to draw, in this order,
+        before the topics of ``topics``. When ``color`` names a topic and ``topics`` is
+        not given, only the topics named in ``color`` are drawn.
     proportions
-        Colour by per-cell usage proportions instead of raw usages.
+        ``True`` (default): colour by per-cell usage proportions (comparable between
+        cells); ``False``: by raw usages, which mostly follow sequencing depth.
     ncols
         Panels per row.
     cmap
@@ -238,7 +278,9 @@ def topics(
     return_fig
         Return the Figure.
     **kwds
-        Passed to :func:`scanpy.pl.embedding` (e.g. ``vmax="p99"``, ``size``, ``frameon``).
+        Passed to :func:`scanpy.pl.embedding` (e.g. ``vmax="p99"``, ``size``, ``frameon``;
+        ``wspace`` defaults to 0.5 when a categorical ``.obs`` column is drawn, leaving
+        room for its legend).
 
     Returns
     -------
@@ -260,6 +302,12 @@ def topics(
     .. plot::
 
         bc.pl.topics(adata, basis="umap")
+
+    The cell types next to two topics:
+
+    .. plot::
+
+        bc.pl.topics(adata, color=["cell_type", "topic_1", "topic_2"])
     """
     u.check_result(adata, key, need=("uns", "obsm"))
     bkey = _basis_key(adata, basis)
@@ -267,21 +315,22 @@ def topics(
     if coords.ndim != 2 or coords.shape[1] < 2:
         raise ValueError(f".obsm[{bkey!r}] needs at least 2 columns, got shape {coords.shape}.")
     u.check_positive_int(ncols, "ncols")
-    idx, names = u.select_topics(adata, key, topics)
-    if ax is not None and len(idx) != 1:
+    panels = _panels(adata, key, topics, color)
+    if ax is not None and len(panels) != 1:
         raise ValueError(
-            f"ax= takes a single topic, but {len(idx)} topics were asked for; pass "
+            f"ax= takes a single panel, but {len(panels)} were asked for ({panels}); pass "
             "topics=<one topic> or leave ax=None for a grid of panels."
         )
-    W = _usages(adata, key, idx, proportions)
     name = bkey[2:] if bkey.startswith("X_") and len(bkey) > 2 else bkey
-    tmp = AnnData(
-        obs=pd.DataFrame(W, columns=names, index=adata.obs_names.copy()),
-        obsm={f"X_{name}": coords[:, :2].astype(float)},
-    )
+    tmp = get.usage_adata(adata, key=key, proportions=proportions)
+    tmp.obsm = {f"X_{name}": coords[:, :2].astype(float)}
     if cmap is not None:
         kwds["color_map"] = cmap
-    out = sc.pl.embedding(tmp, name, color=names, ncols=ncols, ax=ax, show=False, save=None, **kwds)
+    if any(c in adata.obs.columns and not _numeric(adata.obs[c]) for c in panels):
+        kwds.setdefault("wspace", 0.5)  # room for a categorical legend beside its panel
+    out = sc.pl.embedding(
+        tmp, name, color=panels, ncols=ncols, ax=ax, show=False, save=None, use_raw=False, **kwds
+    )
     axes = list(out) if isinstance(out, list | tuple | np.ndarray) else [out]
     fig = axes[0].figure
     return u.finish(fig, axes, f"bcnmf_topics_{name}", show=show, save=save, return_fig=return_fig)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 from matplotlib import pyplot as plt
 from matplotlib import rcParams
@@ -72,6 +73,14 @@ def select_topics(adata: AnnData, key: str, topics) -> tuple[list[int], list[str
     names = topic_names(adata, key, n_topics_of(adata, key))
     idx = resolve_topics(topics, names)
     return idx, [names[i] for i in idx]
+
+
+def enriched_topics(uns: Mapping) -> list[str]:
+    """Names of the target-enriched topics of the stored enrichment table, in its order."""
+    table = uns.get("enrichment") if hasattr(uns, "get") else None
+    if not isinstance(table, pd.DataFrame) or "enriched" not in table.columns:
+        return []
+    return [str(t) for t in table.index[table["enriched"].to_numpy(dtype=bool)]]
 
 
 def topic_colors(n_topics: int) -> list[str]:

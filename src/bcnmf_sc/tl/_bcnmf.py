@@ -12,12 +12,13 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from bcnmf_sc._engine import BcNMF
+from bcnmf_sc._warnings import at_user_line
 
 from ._checks import check_key, check_unique_var_names
 from ._consensus import consensus_model, restart_seeds
 from ._enrichment import score_weights, target_score
 from ._inputs import LOSSES, matrix_source, prepare_inputs
-from ._outputs import fit_params, fit_result, write_result
+from ._outputs import fit_params, fit_result, transform_result, write_result
 
 __all__ = ["bcnmf", "bcnmf_transform"]
 
@@ -50,6 +51,7 @@ def _check_args(key_added, loss, alpha, n_topics, consensus, n_init) -> None:
         )
 
 
+@at_user_line
 def bcnmf(
     adata: AnnData,
     background_key: str,
@@ -330,6 +332,7 @@ def _fit_runs(model: BcNMF, seeds: list, data: tuple, consensus: bool):
 
 
 # -------------------------------------------------------------------- transform
+@at_user_line
 def bcnmf_transform(
     adata_query: AnnData,
     adata_reference: AnnData,
@@ -350,15 +353,30 @@ def bcnmf_transform(
     adata_reference
         Data on which :func:`bcnmf_sc.tl.bcnmf` was run.
     key
-        The ``key_added`` used for the reference fit; the usages are written to
-        ``adata_query.obsm[f"X_{key}"]`` and the target score (weighted by the reference's
-        enrichment table, as in :func:`bcnmf_sc.tl.bcnmf`) to
-        ``adata_query.obs[f"{key}_target_score"]``.
+        The ``key_added`` used for the reference fit, and the key the query's results are
+        written under (see below).
     layer
         Layer of the query to use. Default: the layer the reference was fitted on
         (``adata_reference.uns[key]["params"]["layer"]``; ``.X`` when none is recorded),
         so a reference fitted on ``layer="counts"`` projects the query's counts too.
         ``layer="X"`` uses the query's ``.X`` whatever the reference used.
+
+    Returns
+    -------
+    ``None``. Sets, on the query, what :func:`bcnmf_sc.tl.bcnmf` sets on the reference,
+    so that ``pl.*``, ``get.*`` and :func:`~bcnmf_sc.tl.topic_enrichment` work on it:
+
+    ``.obsm[f"X_{key}"]``
+        Topic usages of the query cells.
+    ``.varm[f"{key}_loadings"]``
+        The reference's loadings on the query's genes (renormalised over the matched
+        genes; 0 for genes the reference did not load).
+    ``.obs[f"{key}_target_score"]``
+        The target score, weighted by the reference's enrichment table.
+    ``.uns[key]``
+        The reference's ``params`` (plus ``projected=True``, the query's ``layer`` and
+        ``n_genes_matched``), ``topics``, ``history``, ``n_epochs``, ``converged`` and
+        ``enrichment`` (the reference's target vs background table).
 
     Raises
     ------
@@ -403,8 +421,17 @@ def bcnmf_transform(
     weights = np.zeros(W.shape[0])
     if len(topics) == W.shape[0]:
         weights = score_weights(enr, topics)
-    adata_query.obsm[f"X_{key}"] = usage
-    adata_query.obs[f"{key}_target_score"] = target_score(usage, weights)
+    loadings = np.zeros((adata_query.n_vars, W.shape[0]))
+    loadings[pos[found]] = W.T
+    result = transform_result(
+        adata_reference.uns[key],
+        usage,
+        loadings,
+        target_score(usage, weights),
+        layer=layer,
+        n_genes_matched=int(found.sum()),
+    )
+    write_result(adata_query, key, result)
     logg.info(
         f"projected {adata_query.n_obs} cells onto {W.shape[0]} topics "
         f"using {int(found.sum())} of {len(ref_genes)} genes"

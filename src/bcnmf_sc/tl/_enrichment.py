@@ -1,15 +1,16 @@
-"""Statistics comparing topic usage between two groups of cells."""
+"""Statistics comparing topic usage between two groups of cells (or of samples)."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scipy.stats import mannwhitneyu, ttest_ind
+from scipy.stats import false_discovery_control, mannwhitneyu, ttest_ind
 
-from bcnmf_sc._utils import default_topic_names
+from bcnmf_sc._utils import default_topic_names, usage_proportions
 
 __all__ = ["topic_enrichment"]
 
@@ -18,31 +19,69 @@ __all__ = ["topic_enrichment"]
 #: difference is significant at ``ENRICHED_PVAL`` (Benjamini-Hochberg adjusted).
 ENRICHED_LOG2FC = 0.5
 ENRICHED_PVAL = 0.05
+#: ``target_only``: the reference's top users (this quantile of its proportions) stay
+#: below the group's top users (this quantile of the group's proportions).
+TARGET_ONLY_QUANTILES = (0.99, 0.90)
+#: The log2 fold change compares the means plus ``PSEUDO_COUNT / K`` (K topics).
+PSEUDO_COUNT = 1e-3
 
-
-def usage_proportions(usage: np.ndarray) -> np.ndarray:
-    """Per-cell topic proportions: usage divided by the cell's total usage (0 where it is 0)."""
-    usage = np.asarray(usage, dtype=float)
-    total = usage.sum(1, keepdims=True)
-    return np.divide(usage, total, out=np.zeros_like(usage), where=total > 0)
+# Why not ``sc.tl.rank_genes_groups`` on an AnnData of proportions: its "t-test" is the
+# same Welch test, but its ``logfoldchanges`` assume log1p data (log2 of expm1 of mean
+# values), which is wrong for proportions, it has no AUROC or the two-sided call on a
+# fold-change threshold used here, and it cannot test per sample (``sample_key``); the
+# statistics below are the few lines it would take to correct those.
 
 
 def benjamini_hochberg(pvals: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (NaN stays NaN)."""
+    """Benjamini-Hochberg adjusted p-values (:func:`scipy.stats.false_discovery_control`).
+
+    NaN p-values stay NaN and do not count among the tests.
+    """
     p = np.asarray(pvals, dtype=float)
     out = np.full_like(p, np.nan)
     ok = np.isfinite(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    pv = p[ok]
-    order = np.argsort(pv)
-    ranked = pv[order] * m / np.arange(1, m + 1)
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-    adj = np.empty(m)
-    adj[order] = np.clip(ranked, 0, 1)
-    out[ok] = adj
+    if ok.any():
+        out[ok] = false_discovery_control(np.clip(p[ok], 0.0, 1.0), method="bh")
     return out
+
+
+def _pseudo_count(n_topics: int) -> float:
+    """The offset of the log2 fold change: a thousandth of the mean proportion, 1/K.
+
+    A fixed 1e-9 turned every topic that one group hardly uses into a log2 fold change of
+    +-25, which says nothing about the data. Proportions average ``1 / K``, so
+    ``PSEUDO_COUNT / K`` hardly moves the ratio of means that are not tiny (by less than
+    0.0015 in log2 when both means are at least ``1 / K``, 0.015 when at least
+    ``0.1 / K``) and bounds the others on the data's scale:
+    ``|log2fc| <= log2(1000 K + 1)``, about 13 for 10 topics.
+    """
+    return PSEUDO_COUNT / max(int(n_topics), 1)
+
+
+def _tests(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: AUROC of ``a`` over ``b`` and the two-sided Welch t-test p-value."""
+    n_cols = a.shape[1]
+    auroc, pval = np.full(n_cols, 0.5), np.ones(n_cols)
+    for k in range(n_cols):
+        if np.ptp(np.concatenate([a[:, k], b[:, k]])) == 0:  # all values tied
+            continue
+        auroc[k] = mannwhitneyu(a[:, k], b[:, k]).statistic / (len(a) * len(b))
+        if len(a) > 1 and len(b) > 1 and (np.ptp(a[:, k]) > 0 or np.ptp(b[:, k]) > 0):
+            pval[k] = ttest_ind(a[:, k], b[:, k], equal_var=False).pvalue
+        elif a[:, k].mean() != b[:, k].mean():
+            pval[k] = 0.0  # two constant groups that differ
+    return auroc, pval
+
+
+def _sample_means(prop: np.ndarray, samples: np.ndarray, min_cells: int) -> np.ndarray:
+    """Pseudo-bulk: the mean proportions of each sample with at least ``min_cells`` cells."""
+    codes, uniques = pd.factorize(pd.Series(samples), use_na_sentinel=True)
+    rows = []
+    for c in range(len(uniques)):
+        sel = codes == c
+        if sel.sum() >= min_cells:
+            rows.append(prop[sel].mean(0))
+    return np.asarray(rows, dtype=float).reshape(len(rows), prop.shape[1])
 
 
 def compare_usage(
@@ -52,8 +91,10 @@ def compare_usage(
     topics: Sequence[str],
     *,
     names: tuple[str, str] = ("target", "background"),
+    samples: np.ndarray | None = None,
+    min_cells: int = 1,
 ) -> pd.DataFrame:
-    """Compare per-cell topic proportions between two groups of cells.
+    """Compare topic proportions between two groups of cells, per cell or per sample.
 
     Parameters
     ----------
@@ -65,6 +106,16 @@ def compare_usage(
         Topic names (one per column of ``usage``).
     names
         Suffixes of the two mean columns (``mean_{names[0]}``, ``mean_{names[1]}``).
+    samples
+        Sample (donor, replicate) of each cell, or ``None``. With samples, the
+        statistics compare samples, not cells: each side's cells of one sample are
+        averaged into one pseudo-bulk proportion per topic (samples with fewer than
+        ``min_cells`` cells on that side are left out), and the means, fold changes,
+        AUROCs and tests are those of these per-sample values. Cells of one sample are
+        not independent, so cell-level tests call sample-to-sample variation
+        significant; the sample-level test does not.
+    min_cells
+        With ``samples``: the fewest cells a sample needs on one side to count there.
 
     Returns
     -------
@@ -72,62 +123,84 @@ def compare_usage(
     ``log2fc``), with columns
 
     ``mean_<group>``, ``mean_<reference>``
-        Mean usage proportion in each group.
+        Mean usage proportion in each group (with ``samples``: mean over samples of the
+        per-sample means).
     ``log2fc``
-        log2 ratio of the two means: the effect size used for sorting.
+        log2 ratio of the two means, each plus a pseudo-count of ``0.001 / K`` (a
+        thousandth of the mean proportion of a topic; ``K`` topics), so that a topic one
+        side does not use gets a large but finite value, at most ``log2(1000 K + 1)``:
+        the effect size used for sorting.
     ``auroc``
-        Probability that a group cell uses the topic more than a reference cell (0.5: no
-        difference). A topic used strongly by a *subset* of group cells can have an
-        AUROC below 0.5 (most cells of both groups use it little), so read it beside
-        ``log2fc``.
+        Probability that a group cell (sample) uses the topic more than a reference cell
+        (sample) (0.5: no difference). A topic used strongly by a *subset* of group cells
+        can have an AUROC below 0.5 (most cells of both groups use it little), so read it
+        beside ``log2fc``.
     ``pval``, ``pval_adj``
-        Two-sided Welch t-test of the difference of the mean proportions, and its
-        Benjamini-Hochberg adjustment over topics.
+        Two-sided Welch t-test of the difference of the mean proportions (of cells, or
+        of samples), and its Benjamini-Hochberg adjustment over topics
+        (:func:`scipy.stats.false_discovery_control`).
     ``enriched``
         ``log2fc >= ENRICHED_LOG2FC`` (0.5, a 1.4-fold higher mean) and
         ``pval_adj < ENRICHED_PVAL`` (0.05).
     ``excess``
         The share of the group's mean usage of the topic that the reference does not
-        have, ``1 - mean_<reference> / mean_<group>`` (``1 - 2**-log2fc``), for topics
-        used significantly more by the group (``log2fc > 0`` and ``pval_adj < 0.05``); 0
-        for the others. The weight of the topic in :func:`target_score`.
+        have, ``1 - mean_<reference> / mean_<group>``, for topics used significantly
+        more by the group (``log2fc > 0`` and ``pval_adj < 0.05``); 0 for the others.
+        The weight of the topic in :func:`target_score`.
+    ``target_only``
+        ``enriched``, and the reference's top users use the topic less than the group's
+        top users: the 99th percentile of the reference cells' proportions is below the
+        90th percentile of the group cells' proportions (always of cells). A topic that
+        the reference also uses as strongly as the group's top users, only in fewer
+        cells (a cell type more abundant in the group: a composition shift), can be
+        enriched but is not target-only; a program that only group cells use strongly
+        is both.
+    ``n_samples_<group>``, ``n_samples_<reference>``
+        Only with ``samples``: the samples compared on each side.
     """
     prop = usage_proportions(usage)
-    a = prop[np.asarray(in_group, dtype=bool)]
-    b = prop[np.asarray(in_reference, dtype=bool)]
-    if len(a) == 0 or len(b) == 0:
+    cells_a = prop[np.asarray(in_group, dtype=bool)]
+    cells_b = prop[np.asarray(in_reference, dtype=bool)]
+    if len(cells_a) == 0 or len(cells_b) == 0:
         raise ValueError("Both groups need at least one cell to compare topic usage.")
+    if samples is None:
+        a, b = cells_a, cells_b
+    else:
+        samples = np.asarray(samples, dtype=object)
+        a = _sample_means(cells_a, samples[np.asarray(in_group, dtype=bool)], min_cells)
+        b = _sample_means(cells_b, samples[np.asarray(in_reference, dtype=bool)], min_cells)
+        if len(a) < 2 or len(b) < 2:
+            raise ValueError(
+                f"A per-sample test needs at least 2 samples on each side with at least "
+                f"{min_cells} cells there; got {len(a)} ({names[0]}) and {len(b)} "
+                f"({names[1]})."
+            )
     mean_a, mean_b = a.mean(0), b.mean(0)
-    eps = 1e-9
+    eps = _pseudo_count(prop.shape[1])
     log2fc = np.log2((mean_a + eps) / (mean_b + eps))
-    auroc = np.full(prop.shape[1], 0.5)
-    pval = np.ones(prop.shape[1])
-    for k in range(prop.shape[1]):
-        if np.ptp(np.concatenate([a[:, k], b[:, k]])) == 0:  # all values tied
-            continue
-        auroc[k] = mannwhitneyu(a[:, k], b[:, k]).statistic / (len(a) * len(b))
-        if len(a) > 1 and len(b) > 1 and (np.ptp(a[:, k]) > 0 or np.ptp(b[:, k]) > 0):
-            pval[k] = ttest_ind(a[:, k], b[:, k], equal_var=False).pvalue
-        elif mean_a[k] != mean_b[k]:
-            pval[k] = 0.0  # two constant groups that differ
+    auroc, pval = _tests(a, b)
     pval_adj = benjamini_hochberg(pval)
-    df = pd.DataFrame(
-        {
-            f"mean_{names[0]}": mean_a,
-            f"mean_{names[1]}": mean_b,
-            "log2fc": log2fc,
-            "auroc": auroc,
-            "pval": pval,
-            "pval_adj": pval_adj,
-            "enriched": (log2fc >= ENRICHED_LOG2FC) & (pval_adj < ENRICHED_PVAL),
-            "excess": np.where(
-                (log2fc > 0) & (pval_adj < ENRICHED_PVAL),
-                1.0 - (mean_b + eps) / (mean_a + eps),
-                0.0,
-            ),
-        },
-        index=pd.Index([str(t) for t in topics]),
-    )
+    enriched = (log2fc >= ENRICHED_LOG2FC) & (pval_adj < ENRICHED_PVAL)
+    up = (log2fc > 0) & (pval_adj < ENRICHED_PVAL) & (mean_a > 0)
+    q_ref, q_group = TARGET_ONLY_QUANTILES
+    top_ref = np.quantile(cells_b, q_ref, axis=0)
+    top_group = np.quantile(cells_a, q_group, axis=0)
+    ones = np.ones_like(mean_a)
+    columns = {
+        f"mean_{names[0]}": mean_a,
+        f"mean_{names[1]}": mean_b,
+        "log2fc": log2fc,
+        "auroc": auroc,
+        "pval": pval,
+        "pval_adj": pval_adj,
+        "enriched": enriched,
+        "excess": np.where(up, 1.0 - np.divide(mean_b, mean_a, where=up, out=ones), 0.0),
+        "target_only": enriched & (top_ref < top_group),
+    }
+    if samples is not None:
+        columns[f"n_samples_{names[0]}"] = np.full(len(mean_a), len(a))
+        columns[f"n_samples_{names[1]}"] = np.full(len(mean_b), len(b))
+    df = pd.DataFrame(columns, index=pd.Index([str(t) for t in topics]))
     return df.sort_values("log2fc", ascending=False, kind="stable")
 
 
@@ -169,13 +242,23 @@ def topic_enrichment(
     key: str = "bcnmf",
     groups: str | Sequence[str] | None = None,
     reference: str = "rest",
+    sample_key: str | None = None,
+    min_cells: int = 10,
 ) -> pd.DataFrame:
     """Test which topics each group of cells uses more than a reference.
 
     Uses the per-cell topic proportions of ``adata.obsm[f"X_{key}"]`` (written by
-    :func:`bcnmf_sc.tl.bcnmf`) and the statistics of the ``enrichment`` table of
-    :func:`~bcnmf_sc.tl.bcnmf` (log2 fold change of the mean proportions, AUROC, two-sided
-    Welch t-test with Benjamini-Hochberg adjustment within each group, ``enriched`` flag).
+    :func:`bcnmf_sc.tl.bcnmf` or :func:`~bcnmf_sc.tl.bcnmf_transform`) and the statistics
+    of the ``enrichment`` table of :func:`~bcnmf_sc.tl.bcnmf` (log2 fold change of the
+    mean proportions, AUROC, two-sided Welch t-test with Benjamini-Hochberg adjustment
+    within each group, ``enriched`` and ``target_only`` flags).
+
+    With thousands of cells from a few donors, cell-level tests call almost any
+    difference between donors significant (the cells of one donor are not independent
+    replicates). Pass ``sample_key`` to test per sample instead: each sample's cells of
+    a group (and of its reference) are averaged into one pseudo-bulk proportion per
+    topic, and the Welch test compares these per-sample values, so the p-values say
+    whether the difference holds across samples.
 
     Parameters
     ----------
@@ -189,23 +272,42 @@ def topic_enrichment(
         Groups to test; default all (except ``reference``).
     reference
         ``"rest"`` (all other cells with a value in ``groupby``) or one group.
+    sample_key
+        Column of ``adata.obs`` naming each cell's sample (donor, replicate): test per
+        sample (pseudo-bulk mean proportions) instead of per cell. Cells with a missing
+        sample are left out. The test is unpaired (Welch): right when samples are nested
+        in the groups (condition per donor); conservative when every sample has cells on
+        both sides (cell types within donors).
+    min_cells
+        With ``sample_key``: a sample counts on one side (group or reference) when it has
+        at least this many cells there. Each side needs at least 2 samples.
 
     Returns
     -------
     Tidy table with columns ``group``, ``reference`` (``"rest"`` or the reference group),
     ``topic``, ``mean_group``, ``mean_reference``, ``log2fc``, ``auroc``, ``pval``,
-    ``pval_adj``, ``enriched``; within each group the most enriched topic (largest
-    ``log2fc``) comes first. It is also stored in
-    ``adata.uns[key][f"enrichment_{groupby}"]``, where
+    ``pval_adj``, ``enriched``, ``excess``, ``target_only`` (see
+    :func:`bcnmf_sc.tl._enrichment.compare_usage`) and, with ``sample_key``,
+    ``n_samples_group`` and ``n_samples_reference``; within each group the most enriched
+    topic (largest ``log2fc``) comes first. It is also stored in
+    ``adata.uns[key][f"enrichment_{groupby}"]`` (replacing the table of an earlier call
+    for the same ``groupby``, with or without ``sample_key``), where
     :func:`bcnmf_sc.pl.topic_enrichment` (``groupby=``) reads it.
     """
     obsm_key = f"X_{key}"
     if obsm_key not in adata.obsm or key not in adata.uns:
         raise KeyError(f"No bcNMF result under key {key!r}: run bcnmf_sc.tl.bcnmf first.")
-    if groupby not in adata.obs.columns:
-        raise KeyError(
-            f"{groupby!r} is not a column of adata.obs; available: {list(adata.obs.columns)}."
-        )
+    for what, column in (("groupby", groupby), ("sample_key", sample_key)):
+        if column is not None and column not in adata.obs.columns:
+            raise KeyError(
+                f"{what} {column!r} is not a column of adata.obs; "
+                f"available: {list(adata.obs.columns)}."
+            )
+    if sample_key is not None and sample_key == groupby:
+        raise ValueError("sample_key must differ from groupby (samples are compared within).")
+    if isinstance(min_cells, bool) or not isinstance(min_cells, numbers.Integral) or min_cells < 1:
+        raise ValueError(f"min_cells must be a positive integer, got {min_cells!r}.")
+    samples = None if sample_key is None else adata.obs[sample_key].to_numpy()
     col = adata.obs[groupby]
     present = list(pd.unique(col.dropna()))
     if isinstance(col.dtype, pd.CategoricalDtype):
@@ -224,7 +326,7 @@ def topic_enrichment(
     if unknown:
         raise ValueError(f"Unknown groups {unknown} in {groupby!r}; choose from {list(labels)}.")
     usage = np.asarray(adata.obsm[obsm_key])
-    topics = adata.uns[key].get("topics", default_topic_names(usage.shape[1]))
+    topics = list(adata.uns[key].get("topics", default_topic_names(usage.shape[1])))
     values = col.astype(object).map(lambda v: str(v) if pd.notna(v) else None).to_numpy()
     has_value = col.notna().to_numpy()
     frames = []
@@ -233,7 +335,18 @@ def topic_enrichment(
         in_ref = has_value & ~in_g if reference == "rest" else values == reference
         if in_g.sum() == 0 or in_ref.sum() == 0:
             raise ValueError(f"Group {g!r} or its reference has no cells.")
-        df = compare_usage(usage, in_g, in_ref, list(topics), names=("group", "reference"))
+        try:
+            df = compare_usage(
+                usage,
+                in_g,
+                in_ref,
+                topics,
+                names=("group", "reference"),
+                samples=samples,
+                min_cells=int(min_cells),
+            )
+        except ValueError as err:
+            raise ValueError(f"Group {g!r} of {groupby!r}: {err}") from None
         df.insert(0, "topic", df.index.astype(str))
         df.insert(0, "reference", str(reference))
         df.insert(0, "group", str(g))

@@ -24,7 +24,15 @@ from bcnmf_sc._utils import default_topic_names
 
 from ._enrichment import compare_usage, score_weights, target_score
 
-__all__ = ["FitResult", "fit_params", "fit_result", "plain", "plain_params", "write_result"]
+__all__ = [
+    "FitResult",
+    "fit_params",
+    "fit_result",
+    "plain",
+    "plain_params",
+    "transform_result",
+    "write_result",
+]
 
 
 def plain(v: Any) -> Any:
@@ -160,6 +168,45 @@ def fit_result(
             "objectives": np.asarray(consensus["objectives"], dtype=float),
             "reference": int(consensus["reference"]),
         }
+    return FitResult(usage=usage, loadings=loadings, score=score, uns=uns)
+
+
+def transform_result(
+    reference: Mapping[str, Any],
+    usage: np.ndarray,
+    loadings: np.ndarray,
+    score: np.ndarray,
+    *,
+    layer: str | None,
+    n_genes_matched: int,
+) -> FitResult:
+    """What :func:`bcnmf_sc.tl.bcnmf_transform` writes on the query.
+
+    ``reference`` is the reference's ``.uns[key]``; ``loadings`` are the reference's
+    loadings on the query's genes (``n_vars`` x K, renormalised over the matched genes,
+    0 elsewhere). The query's ``.uns[key]`` holds the reference's ``params`` (with
+    ``projected=True``, the query's ``layer`` and ``n_genes_matched``), ``topics``,
+    ``history``, ``n_epochs``, ``converged`` and ``enrichment`` (the reference's target vs
+    background table: which topics are target-enriched), so that ``pl.*``,
+    ``get.*`` and :func:`~bcnmf_sc.tl.topic_enrichment` work on the query as on the
+    reference.
+    """
+    params = dict(reference.get("params", {}))
+    params.pop("layer", None)
+    record = {**params, "projected": True, "layer": layer, "n_genes_matched": n_genes_matched}
+    uns: dict[str, Any] = {
+        "params": plain_params(record),
+        "topics": [str(t) for t in reference.get("topics", default_topic_names(usage.shape[1]))],
+        "history": {
+            k: np.asarray(v, dtype=float) for k, v in dict(reference.get("history", {})).items()
+        },
+    }
+    for name in ("n_epochs", "converged"):
+        if name in reference:
+            uns[name] = plain(reference[name])
+    enrichment = reference.get("enrichment")
+    if isinstance(enrichment, pd.DataFrame):
+        uns["enrichment"] = enrichment.copy()
     return FitResult(usage=usage, loadings=loadings, score=score, uns=uns)
 
 

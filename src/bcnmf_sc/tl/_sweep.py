@@ -14,6 +14,7 @@ from scanpy import logging as logg
 
 from bcnmf_sc._engine import BcNMF, ConvergenceWarning
 from bcnmf_sc._progress import progress_bar
+from bcnmf_sc._warnings import at_user_line
 
 from ._checks import check_key
 from ._consensus import restart_seeds
@@ -100,6 +101,7 @@ def _table(rows: list[dict], tolerance: float) -> tuple[pd.DataFrame, dict, str]
     return table, recommended, step
 
 
+@at_user_line
 def bcnmf_sweep(
     adata: AnnData,
     background_key: str,

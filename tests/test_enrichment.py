@@ -1,0 +1,204 @@
+"""Tests of the usage statistics: the enrichment table's columns and the per-sample test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
+
+import bcnmf_sc as bc
+from bcnmf_sc.tl._enrichment import benjamini_hochberg, compare_usage
+
+TOPICS = ["topic_1", "topic_2", "topic_3"]
+
+
+def _bh_by_hand(p: np.ndarray) -> np.ndarray:
+    m = len(p)
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(ranked, 1)
+    return out
+
+
+def test_benjamini_hochberg_is_scipys_and_keeps_nan():
+    p = np.array([0.01, 0.04, 0.03, 0.5, 0.0, 1.0])
+    np.testing.assert_allclose(benjamini_hochberg(p), _bh_by_hand(p))
+    with_nan = np.array([0.01, np.nan, 0.04, 0.03])
+    adj = benjamini_hochberg(with_nan)
+    assert np.isnan(adj[1])
+    np.testing.assert_allclose(adj[[0, 2, 3]], _bh_by_hand(with_nan[[0, 2, 3]]))
+    assert np.isnan(benjamini_hochberg(np.array([np.nan]))).all()
+
+
+def _two_groups(seed: int = 0):
+    """Hand-built proportions: a program (target cells only) and a composition shift.
+
+    ``topic_1``, the program: half the target cells use it strongly (0.5), no background
+    cell does. ``topic_2``, a cell type's topic: its cells use it at 0.6 in both groups,
+    but the cell type is 40% of the target and 10% of the background. ``topic_3``: the
+    rest of each cell's usage.
+    """
+    rng = np.random.default_rng(seed)
+    n = 400
+    is_target = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    program = np.r_[rng.random(n) < 0.5, np.zeros(n, bool)]
+    cell_type = np.r_[rng.random(n) < 0.4, rng.random(n) < 0.1]
+    p1 = np.where(program, 0.5, 0.01) + rng.uniform(0, 0.01, 2 * n)
+    p2 = np.where(cell_type, 0.6, 0.05) + rng.uniform(0, 0.01, 2 * n)
+    p3 = np.clip(1 - p1 - p2, 0.01, None)
+    depth = rng.lognormal(7, 0.5, 2 * n)[:, None]
+    return np.c_[p1, p2, p3] * depth, is_target
+
+
+def test_target_only_separates_programs_from_composition_shifts():
+    usage, is_target = _two_groups()
+    table = compare_usage(usage, is_target, ~is_target, TOPICS)
+    # existing columns and order unchanged; target_only appended
+    assert list(table.columns) == [
+        "mean_target",
+        "mean_background",
+        "log2fc",
+        "auroc",
+        "pval",
+        "pval_adj",
+        "enriched",
+        "excess",
+        "target_only",
+    ]
+    assert np.all(np.diff(table["log2fc"].to_numpy()) <= 0)
+    assert table.loc["topic_1", "enriched"] and table.loc["topic_1", "target_only"]
+    assert table.loc["topic_2", "enriched"] and not table.loc["topic_2", "target_only"]
+    assert not table.loc["topic_3", "target_only"]
+    # the definition: enriched and q99(reference) < q90(group), of the cells' proportions
+    prop = usage / usage.sum(1, keepdims=True)
+    for k, name in enumerate(TOPICS):
+        rule = np.quantile(prop[~is_target, k], 0.99) < np.quantile(prop[is_target, k], 0.9)
+        assert table.loc[name, "target_only"] == (table.loc[name, "enriched"] and rule)
+
+
+def test_target_only_on_a_simulated_composition_shift():
+    """simulate(composition_shift=...): a cell type 3x as frequent in the target."""
+    adata = bc.datasets.simulate(
+        n_target=300,
+        n_background=300,
+        n_genes=150,
+        n_markers=20,
+        n_program_genes=20,
+        composition_shift=(0, 3.0),
+    )
+    # the true proportions of two ideal topics: the shifted cell type, the program
+    cell_type0 = (adata.obs["cell_type"] == adata.obs["cell_type"].cat.categories[0]).to_numpy()
+    program = adata.obs["program_1"].to_numpy(dtype=bool)
+    usage = np.c_[0.1 + 0.8 * cell_type0, 0.05 + 0.6 * program, np.ones(adata.n_obs)]
+    is_target = (adata.obs["condition"] == "target").to_numpy()
+    table = compare_usage(usage, is_target, ~is_target, ["cell_type_0", "program", "rest"])
+    assert table.loc["cell_type_0", "enriched"] and not table.loc["cell_type_0", "target_only"]
+    assert table.loc["program", "enriched"] and table.loc["program", "target_only"]
+
+
+def test_log2fc_pseudo_count_keeps_unused_topics_on_the_data_scale():
+    rng = np.random.default_rng(0)
+    usage = rng.random((200, 3))
+    is_target = np.arange(200) < 100
+    usage[~is_target, 0] = 0.0  # the reference never uses topic 1
+    table = compare_usage(usage, is_target, ~is_target, TOPICS)
+    K = 3
+    assert np.isfinite(table["log2fc"]).all()
+    assert table.loc["topic_1", "log2fc"] <= np.log2(1000 * K + 1)
+    assert table.loc["topic_1", "log2fc"] > 5  # still far above every other topic
+    eps = 1e-3 / K
+    prop = usage / usage.sum(1, keepdims=True)
+    mt, mb = prop[is_target, 1].mean(), prop[~is_target, 1].mean()
+    assert table.loc["topic_2", "log2fc"] == pytest.approx(np.log2((mt + eps) / (mb + eps)))
+    assert table.loc["topic_2", "log2fc"] == pytest.approx(np.log2(mt / mb), abs=2e-3)
+    assert table.loc["topic_1", "excess"] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------ per-sample tests
+def _donors(seed: int, *, effect: float = 0.0, n_donors: int = 8, n_cells: int = 150):
+    """Cells of ``n_donors`` donors (half per condition) with a donor effect on usage.
+
+    Each donor's mean proportions are random (a real donor effect); with ``effect`` > 0
+    the target donors use topic 1 ``effect`` more (in logit), else the conditions do not
+    differ at all.
+    """
+    rng = np.random.default_rng(seed)
+    K = 4
+    blocks, donors, condition = [], [], []
+    for d in range(n_donors):
+        target = d % 2 == 0
+        logits = rng.normal(0, 0.3, K) + (effect * (np.arange(K) == 0) if target else 0)
+        mean = np.exp(logits) / np.exp(logits).sum()
+        prop = rng.dirichlet(30 * mean, n_cells)
+        blocks.append(prop * rng.lognormal(7, 0.5, (n_cells, 1)))
+        donors += [f"donor_{d}"] * n_cells
+        condition += ["target" if target else "background"] * n_cells
+    adata = AnnData(
+        obs=pd.DataFrame(
+            {"condition": pd.Categorical(condition), "donor": pd.Categorical(donors)},
+            index=[f"cell_{i}" for i in range(len(donors))],
+        )
+    )
+    adata.obsm["X_bcnmf"] = np.vstack(blocks)
+    adata.uns["bcnmf"] = {"topics": [f"topic_{k + 1}" for k in range(K)]}
+    return adata
+
+
+def _pvals(adata, **kwargs) -> np.ndarray:
+    table = bc.tl.topic_enrichment(
+        adata, "condition", groups="target", reference="background", **kwargs
+    )
+    return table["pval"].to_numpy()
+
+
+def test_sample_level_test_does_not_reject_a_donor_effect():
+    """No condition effect, only donors: cell-level p-values reject, sample-level do not."""
+    cell, sample = [], []
+    for seed in range(40):
+        adata = _donors(seed)
+        cell.append(_pvals(adata))
+        sample.append(_pvals(adata, sample_key="donor"))
+    fpr_cell = float(np.mean(np.concatenate(cell) < 0.05))
+    fpr_sample = float(np.mean(np.concatenate(sample) < 0.05))
+    assert fpr_cell > 0.5  # pseudo-replication: cells of one donor are not independent
+    assert fpr_sample < 0.12  # about the nominal 5% (160 tests)
+
+
+def test_sample_level_test_finds_a_consistent_condition_effect():
+    adata = _donors(0, effect=1.5)
+    table = bc.tl.topic_enrichment(
+        adata, "condition", groups="target", reference="background", sample_key="donor"
+    )
+    assert table.iloc[0]["topic"] == "topic_1"
+    assert table.iloc[0]["pval"] < 0.01 and table.iloc[0]["enriched"]
+    assert (table["n_samples_group"] == 4).all() and (table["n_samples_reference"] == 4).all()
+    # the statistics are those of the per-donor mean proportions
+    prop = adata.obsm["X_bcnmf"] / adata.obsm["X_bcnmf"].sum(1, keepdims=True)
+    per_donor = pd.DataFrame(prop).groupby(adata.obs["donor"].to_numpy()).mean()
+    cond = adata.obs.groupby("donor", observed=True)["condition"].first()
+    means = per_donor.groupby(cond.loc[per_donor.index].to_numpy()).mean()
+    row = table.set_index("topic").loc["topic_1"]
+    assert row["mean_group"] == pytest.approx(means.loc["target", 0])
+    assert row["mean_reference"] == pytest.approx(means.loc["background", 0])
+    stored = adata.uns["bcnmf"]["enrichment_condition"]
+    pd.testing.assert_frame_equal(stored, table)
+
+
+def test_sample_level_errors_leave_adata_alone():
+    adata = _donors(0, n_donors=4)
+    with pytest.raises(KeyError, match="sample_key 'nope' is not a column"):
+        bc.tl.topic_enrichment(adata, "condition", sample_key="nope")
+    with pytest.raises(ValueError, match="sample_key must differ from groupby"):
+        bc.tl.topic_enrichment(adata, "condition", sample_key="condition")
+    with pytest.raises(ValueError, match="min_cells must be a positive integer"):
+        bc.tl.topic_enrichment(adata, "condition", sample_key="donor", min_cells=0)
+    # 2 donors per side with >= 10 cells: fine; with min_cells above every donor: not
+    bc.tl.topic_enrichment(adata, "condition", groups="target", sample_key="donor")
+    del adata.uns["bcnmf"]["enrichment_condition"]
+    needs = r"Group '\w+' of 'condition': A per-sample test needs at least 2 samples"
+    with pytest.raises(ValueError, match=needs):
+        bc.tl.topic_enrichment(adata, "condition", sample_key="donor", min_cells=1000)
+    assert "enrichment_condition" not in adata.uns["bcnmf"]
