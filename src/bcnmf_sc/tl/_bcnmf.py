@@ -257,7 +257,7 @@ def bcnmf(
         inp, model, background_key=background_key, n_topics=n_topics, loss=loss,
         layer=layer, batch_size=batch_size, max_epochs=max_epochs, tol=tol, n_init=n_init,
         consensus=consensus, seeds=seeds, random_state=random_state, device=device,
-        check_counts=bool(check_counts), n_shared=int(n_shared), holdout=share,
+        check_counts=bool(check_counts), holdout=share,
     )  # fmt: skip
     result = fit_result(
         model,

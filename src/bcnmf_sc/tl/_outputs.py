@@ -63,6 +63,7 @@ def fit_params(
     seeds: list | None,
     random_state: Any,
     device: Any,
+    holdout: float = 0.0,
     **extra: Any,
 ) -> dict[str, Any]:
     """The call's ``params`` record, the one rule for :func:`bcnmf_sc.tl.bcnmf` and torchrun.
@@ -75,6 +76,8 @@ def fit_params(
         "background": [plain(v) for v in inputs.background],
         "target": [plain(v) for v in inputs.target],
         "n_topics": int(n_topics),
+        "n_shared": int(getattr(model, "n_shared", 0) or 0),
+        "holdout": float(holdout),
         "alpha": float(model.alpha),
         "loss": loss,
         "layer": layer,
