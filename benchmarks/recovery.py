@@ -319,7 +319,8 @@ def run(args) -> list[dict]:
                         f = fit_bcnmf(Xt, Xb, k, a, seed, fit_kwargs, "bcnmf")
                         todo.append(("bcnmf" if a is None else f"bcnmf(a={a:g})", f))
                 if "nmf" in methods:
-                    todo.append(("nmf", fit_bcnmf(Xt, Xb, k, 0.0, seed, fit_kwargs, "nmf")))
+                    plain = {k: v for k, v in fit_kwargs.items() if k not in ("n_shared", "holdout")}
+                    todo.append(("nmf", fit_bcnmf(Xt, Xb, k, 0.0, seed, plain, "nmf")))
                 if "cpca" in methods:
                     fixed = fit_cpca(prep, k, args.cpca_alpha)
                     todo.append((f"cpca(a={args.cpca_alpha:g})", fixed))
