@@ -73,6 +73,7 @@ def _fit(args: argparse.Namespace) -> None:
     import anndata as ad
 
     from . import tl
+    from ._engine.threads import default_threads
 
     check_args(args)
     check_input(args.input, args.layer)
@@ -106,6 +107,8 @@ def _fit(args: argparse.Namespace) -> None:
         consensus=args.consensus,
         random_state=args.seed,
         device=args.device,
+        # no scanpy settings on a command line: the engine's default, not scanpy's 1
+        n_jobs=default_threads() if args.n_jobs is None else args.n_jobs,
         engine_kwargs=None if args.dtype is None else {"dtype": args.dtype},
         key_added=args.key_added,
         progress=args.progress,

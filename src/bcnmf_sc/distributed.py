@@ -182,6 +182,7 @@ def _main(args: argparse.Namespace) -> None:
                 device=device,
                 progress=args.progress and rank == 0,
                 distributed=world > 1,
+                n_jobs=args.n_jobs,
                 **kwargs,
                 **engine_kwargs,
             )
