@@ -57,6 +57,21 @@ def test_torch_threads_restores_after_block_and_error():
     assert torch.get_num_threads() == 1
 
 
+def test_blas_threads_limited_and_restored():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    np.ones((2, 2)) @ np.ones((2, 2))  # numpy's BLAS loaded
+
+    def blas():
+        return [
+            i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
+        ]
+
+    before = blas()
+    with torch_threads(1):
+        assert set(blas()) == {1}
+    assert blas() == before
+
+
 def test_resolve_n_jobs():
     assert resolve_n_jobs(3) == 3
     assert 1 <= resolve_n_jobs(None) == default_threads() <= torch.get_num_threads()
