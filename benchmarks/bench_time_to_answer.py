@@ -124,18 +124,19 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def published_kl(X: sp.csr_matrix, Y: sp.csr_matrix, k: int, n_iter: int, alpha: float):
+def published_kl(X, Y, k: int, n_iter: int, alpha: float, device: str = "cpu"):
     """The published KL updates from the formulas (genes x cells: X ~ W H), dense."""
     import torch
 
     torch.manual_seed(0)
-    Xd = torch.from_numpy(X.T.toarray())
-    Yd = torch.from_numpy(Y.T.toarray())
+    Xd = torch.from_numpy(X.T.toarray()).to(device)
+    Yd = torch.from_numpy(Y.T.toarray()).to(device)
     g, nx = Xd.shape
     ny = Yd.shape[1]
-    W = torch.rand(g, k)
-    HX, HY = torch.rand(k, nx), torch.rand(k, ny)
-    ones_x, ones_y = torch.ones(g, nx), torch.ones(g, ny)
+    W = torch.rand(g, k).to(device)
+    HX, HY = torch.rand(k, nx).to(device), torch.rand(k, ny).to(device)
+    ones_x = torch.ones(g, nx, device=device)
+    ones_y = torch.ones(g, ny, device=device)
     eps = 1e-10
     for _ in range(n_iter):
         HX *= (W.T @ (Xd / (W @ HX + eps))) / (W.T @ ones_x + eps)
@@ -143,10 +144,12 @@ def published_kl(X: sp.csr_matrix, Y: sp.csr_matrix, k: int, n_iter: int, alpha:
         num = (Xd / (W @ HX + eps)) @ HX.T + alpha * ones_y @ HY.T
         den = ones_x @ HX.T + alpha * (Yd / (W @ HY + eps)) @ HY.T
         W *= num / (den + eps)
-    return W.T.numpy().astype(np.float64)
+    return W.T.cpu().numpy().astype(np.float64)
 
 
-def run_contender(name: str, data: Path, k: int, epochs: int, n_jobs: int) -> dict:
+def run_contender(
+    name: str, data: Path, k: int, epochs: int, n_jobs: int, device: str = "cpu"
+) -> dict:
     """Fit one contender on the saved data; components (and cPCA scores) and costs."""
     import torch
 
@@ -166,7 +169,7 @@ def run_contender(name: str, data: Path, k: int, epochs: int, n_jobs: int) -> di
         kw = {} if name == "bcnmf" else {"max_epochs": epochs, "tol": 0}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            m = BcNMF(k, random_state=0, n_jobs=n_jobs, **kw).fit(X, Y)
+            m = BcNMF(k, random_state=0, n_jobs=n_jobs, device=device, **kw).fit(X, Y)
         W = m.components_
         info = {
             "epochs": m.n_epochs_,
@@ -177,7 +180,9 @@ def run_contender(name: str, data: Path, k: int, epochs: int, n_jobs: int) -> di
     elif name.startswith("published"):
         from bcnmf_sc import BcNMF
 
-        W = published_kl(X, Y, k, int(name[len("published") :]), BcNMF().alpha)
+        W = published_kl(X, Y, k, int(name[len("published") :]), BcNMF().alpha, device)
+        if device != "cpu":
+            torch.cuda.synchronize()
     elif name == "sklearn":
         from sklearn.decomposition import MiniBatchNMF
 
@@ -193,6 +198,8 @@ def run_contender(name: str, data: Path, k: int, epochs: int, n_jobs: int) -> di
     else:
         raise ValueError(name)
     sec = time.perf_counter() - t0
+    if device != "cpu":
+        info["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return {
         "name": name,
         "seconds": sec,
@@ -203,13 +210,14 @@ def run_contender(name: str, data: Path, k: int, epochs: int, n_jobs: int) -> di
     }
 
 
-def spawn(name: str, data: Path, k: int, epochs: int, n_jobs: int) -> dict:
+def spawn(name: str, data: Path, k: int, epochs: int, n_jobs: int, device: str) -> dict:
     """:func:`run_contender` in a fresh process (its own peak memory)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(n_jobs), "MKL_NUM_THREADS": str(n_jobs)}
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = Path(f.name)
     cmd = [sys.executable, __file__, "--worker", name, "--data", str(data), "--k", str(k)]
     cmd += ["--epochs", str(epochs), "--threads", str(n_jobs), "--worker-out", str(out)]
+    cmd += ["--device", device]
     subprocess.run(cmd, check=True, env=env)
     result = json.loads(out.read_text())
     out.unlink()
@@ -262,7 +270,7 @@ def table(rows: list[dict], header: str) -> str:
     ]
     for r in rows:
         gap = (r["objective"] - best) / abs(best) if np.isfinite(r["objective"]) else np.nan
-        notes = []
+        notes = [f"GPU peak {r['gpu_peak_mb']:.0f} MB"] if "gpu_peak_mb" in r else []
         if "epochs" in r:
             notes.append(
                 f"{r['epochs']} epochs, {'converged' if r['converged'] else 'not converged'}"
@@ -289,6 +297,9 @@ def main(argv=None) -> None:
     p.add_argument("--k", default=None, help="comma list of K")
     p.add_argument("--contenders", default=",".join(CONTENDERS))
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--device", default="cpu", help="bcnmf-sc and the published updates (cuda on a GPU)"
+    )
     p.add_argument("--out", type=Path, help="append the tables (markdown) to this file")
     p.add_argument("--epochs", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -296,7 +307,9 @@ def main(argv=None) -> None:
     p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        res = run_contender(args.worker, args.data, int(args.k), args.epochs, args.threads)
+        res = run_contender(
+            args.worker, args.data, int(args.k), args.epochs, args.threads, args.device
+        )
         args.worker_out.write_text(json.dumps(res))
         return
     n_t, n_b, g, density, ks = SIZES[args.size or "quick"]
@@ -328,7 +341,7 @@ def main(argv=None) -> None:
         for k in ks:
             rows, epochs = [], 0
             for name in contenders:
-                res = spawn(name, data, k, max(10 * epochs, 10), args.threads)
+                res = spawn(name, data, k, max(10 * epochs, 10), args.threads, args.device)
                 if name == "bcnmf":
                     epochs = int(res["epochs"])
                 res.update(score(res, X, Y, program))
@@ -337,7 +350,7 @@ def main(argv=None) -> None:
                 rows.append(res)
             header = (
                 f"{n_t:,} + {n_b:,} cells x {g:,} genes, {dens:.0%} non-zeros ({mb:.0f} MB), "
-                f"K = {k}, {args.threads} thread(s)"
+                f"K = {k}, {args.threads} thread(s), {args.device}"
             )
             out_md.append(table(rows, header))
             print("\n" + out_md[-1] + "\n", flush=True)
