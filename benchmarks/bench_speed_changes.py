@@ -82,6 +82,9 @@ def alternate(before, after, repeats: int):
     return out
 
 
+HEADER = ["", "| what | before | after | speed-up | unit |", "|---|---|---|---|---|"]
+
+
 def line(name: str, b: list[float], a: list[float], unit: str) -> str:
     """One table row: medians before and after, and their ratio."""
     mb, ma = statistics.median(b), statistics.median(a)
@@ -112,15 +115,15 @@ def section_gather(args) -> list[str]:
     return [
         f"KL minibatch, {n:,} + {n:,} cells x 2,000 genes (20% non-zeros), K = 10, "
         f"{args.epochs} epochs; components identical: {same}",
-        "",
-        "| what | before | after | speed-up | unit |",
-        "|---|---|---|---|---|",
         line("BcNMF(10) epoch, index gather", b, a, "s / epoch"),
     ]
 
 
 def section_frobenius(args) -> list[str]:
-    """The image demo with the products per step and per solve."""
+    """The image demo with the products per step and per solve.
+
+    Returns the caption, then the table's rows (as every section).
+    """
     from image_demo import ari
 
     from bcnmf_sc import BcNMF
@@ -155,9 +158,6 @@ def section_frobenius(args) -> list[str]:
         f"Image demo (squared error, K = 2, defaults), seeds {list(seeds)}; ARI before "
         f"{aris['before']}; after {aris['after']}; largest relative objective difference "
         f"{gap:.1e}",
-        "",
-        "| what | before | after | speed-up | unit |",
-        "|---|---|---|---|---|",
         line('BcNMF(2, loss="frobenius") fit', b, a, "s / fit"),
     ]
 
@@ -197,14 +197,12 @@ def section_threads(args) -> list[str]:
 
     torch.set_num_threads(default)
     fb, fa = alternate(fit(default), fit(None), args.repeats)
+    print(f"fits: before {fb}, after {fa}", flush=True)
     sb, sa = alternate(sweep(default), sweep(None), 1)
     return [
         f"`bc.datasets.simulate()` (1,000 + 1,000 cells x 1,000 genes); before: torch's "
         f"default threads ({default} here), after: `n_jobs=None` "
         f"(`sc.settings.n_jobs` = {sc.settings.n_jobs})",
-        "",
-        "| what | before | after | speed-up | unit |",
-        "|---|---|---|---|---|",
         line("tl.bcnmf, K = 3", fb, fa, "s / fit"),
         line("tl.bcnmf_sweep, alphas (0, 2), n_topics (5,), n_init 2 (6 fits)", sb, sa, "s"),
     ]
@@ -225,7 +223,8 @@ def main(argv=None) -> None:
     for name in args.only.split(","):
         if name != "threads":
             torch.set_num_threads(args.threads)
-        print("\n".join(SECTIONS[name](args)) + "\n", flush=True)
+        caption, *rows = SECTIONS[name](args)
+        print("\n".join([caption, *HEADER, *rows]) + "\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -165,7 +165,7 @@ def add_fit_arguments(p: argparse.ArgumentParser, *, consensus: bool = True) -> 
         default=None,
         metavar="N",
         help="CPU threads for torch (-1: all CPUs; default: the physical cores available, "
-        "at most torch's default)",
+        "at most torch's default, divided among the torchrun processes of one machine)",
     )
     p.add_argument("--key-added", default="bcnmf", metavar="KEY", help="result key (bcnmf)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
