@@ -64,6 +64,7 @@ PARAM_FLAGS = {
     "consensus": "--consensus",
     "random_state": "--seed",
     "device": "--device",
+    "n_jobs": "--n-jobs",
     "dtype": "--dtype",
     "key_added": "--key-added",
     "check_counts": "--no-check-counts",  # only ever named as check_counts=False
@@ -217,6 +218,14 @@ def add_fit_arguments(
         "--dtype", choices=("float32", "float64"), default=None, help="(engine default float32)"
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
+    p.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads for torch (-1: all CPUs; default: the physical cores available, "
+        "at most torch's default, divided among the torchrun processes of one machine)",
+    )
     key = "bcnmf_sweep" if sweep else "bcnmf"
     p.add_argument("--key-added", default=key, metavar="KEY", help=f"result key ({key})")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
@@ -266,6 +275,9 @@ def check_args(args: argparse.Namespace) -> None:
     if getattr(args, "consensus", False):
         _require(args.n_init >= 2, "--n-init", ">= 2 with --consensus", args.n_init)
     _require(args.seed >= 0, "--seed", ">= 0", args.seed)
+    if args.n_jobs is not None:
+        ok = args.n_jobs >= 1 or args.n_jobs == -1
+        _require(ok, "--n-jobs", "-1 or an integer >= 1", args.n_jobs)
     key = args.key_added
     _require(bool(key) and "/" not in key, "--key-added", "a non-empty name without '/'", key)
     check_device(args.device)

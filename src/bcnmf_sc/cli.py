@@ -105,6 +105,8 @@ def _read_input(args: argparse.Namespace):
 
 def _shared(args: argparse.Namespace, target) -> dict:
     """The keyword arguments that ``tl.bcnmf`` and ``tl.bcnmf_sweep`` take alike."""
+    from ._engine.threads import default_threads
+
     return {
         "target": target,
         "loss": args.loss,
@@ -116,6 +118,8 @@ def _shared(args: argparse.Namespace, target) -> dict:
         "n_init": args.n_init,
         "random_state": args.seed,
         "device": args.device,
+        # no scanpy settings on a command line: the engine's default, not scanpy's 1
+        "n_jobs": default_threads() if args.n_jobs is None else args.n_jobs,
         "engine_kwargs": None if args.dtype is None else {"dtype": args.dtype},
         "key_added": args.key_added,
         "progress": args.progress,

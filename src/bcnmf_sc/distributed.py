@@ -127,11 +127,13 @@ def _main(args: argparse.Namespace) -> None:
 
     from ._engine import BcNMF
     from ._engine.rows import H5adRows, RowSource
+    from ._engine.threads import default_threads
     from .tl._checks import check_counts_sample, check_source
     from .tl._inputs import Inputs, resolve_groups, resolve_mask
     from .tl._outputs import fit_params, fit_result, write_result
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = check_device(args.device)
     if device.type == "cuda" and device.index is None:
@@ -182,6 +184,8 @@ def _main(args: argparse.Namespace) -> None:
                 device=device,
                 progress=args.progress and rank == 0,
                 distributed=world > 1,
+                # processes on one machine share its cores: each gets its part of them
+                n_jobs=args.n_jobs or max(1, default_threads() // local_processes),
                 **kwargs,
                 **engine_kwargs,
             )

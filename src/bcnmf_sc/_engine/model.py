@@ -20,6 +20,7 @@ from .options import get_options
 from .projection import check_genes, normalised_components, projection_runtime
 from .rows import InMemoryRows, RowSource
 from .setup import prepare
+from .threads import N_JOBS_MESSAGE, torch_threads, valid_n_jobs
 from .training import (
     Restart,
     collapse_messages,
@@ -181,6 +182,15 @@ class BcNMF:
         ``"random"``. Background usages are reported for all topics (fitted from a fresh
         start, as :meth:`transform` would), so the enrichment of a target topic compares
         how both groups use it.
+    n_jobs
+        CPU threads torch may use while this model computes (``fit``, ``transform``,
+        ``score_source``); the caller's setting is restored afterwards. ``None``
+        (default): the physical cores available to the process, at most torch's own
+        default (``torch.get_num_threads()``); ``-1``: every available CPU. On a machine
+        shared with other work, fewer threads are often much faster: the solver's
+        products are small, and every parallel region waits for its slowest thread. The
+        result does not depend on ``n_jobs`` beyond float rounding (sums split over
+        threads may add in another order). Ignored for the GPU's work.
 
     Attributes
     ----------
@@ -261,6 +271,7 @@ class BcNMF:
         ),
         "distributed": (),
         "n_shared": (v.integer(0, message="n_shared must be an integer >= 0, got {value!r}."),),
+        "n_jobs": (v.Check(valid_n_jobs, N_JOBS_MESSAGE),),
     }
 
     def __init__(
@@ -286,6 +297,7 @@ class BcNMF:
         forget_factor: float = 0.1,
         distributed: bool = False,
         n_shared: int = 0,
+        n_jobs: int | None = None,
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -307,6 +319,7 @@ class BcNMF:
         self.forget_factor = forget_factor
         self.distributed = distributed
         self.n_shared = n_shared
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ checks
     def get_params(self) -> dict[str, Any]:
@@ -360,19 +373,20 @@ class BcNMF:
         return self._fit(target, background)
 
     def _fit(self, target: RowSource, background: RowSource) -> BcNMF:
-        comm = TorchComm() if self.distributed else LocalComm()
-        rt, pb, plan, self.solver_ = prepare(
-            self.get_params(), target, background, comm, get_options()
-        )
-        self.device_, self.dtype_, self.loss_ = rt.device, rt.dtype, rt.loss
-        self.scale_target_, self.scale_background_ = pb.target.weight, pb.background.weight
-        self.init_ = plan.init
-        self.alpha_scaling_, self.null_topic_ = pb.scaling, pb.null_topic
-        v.check_scale(
-            [(g.role, float(g.colsum.sum()) / max(g.n, 1)) for g in (pb.target, pb.background)],
-            rt.dtype,
-        )
-        best = fit_restarts(rt, pb, plan, int(self.n_init), self.random_state)
+        with torch_threads(self.n_jobs):
+            comm = TorchComm() if self.distributed else LocalComm()
+            rt, pb, plan, self.solver_ = prepare(
+                self.get_params(), target, background, comm, get_options()
+            )
+            self.device_, self.dtype_, self.loss_ = rt.device, rt.dtype, rt.loss
+            self.scale_target_, self.scale_background_ = pb.target.weight, pb.background.weight
+            self.init_ = plan.init
+            self.alpha_scaling_, self.null_topic_ = pb.scaling, pb.null_topic
+            v.check_scale(
+                [(g.role, float(g.colsum.sum()) / max(g.n, 1)) for g in (pb.target, pb.background)],
+                rt.dtype,
+            )
+            best = fit_restarts(rt, pb, plan, int(self.n_init), self.random_state)
         # the target's loss relative to explaining nothing, whatever the scaling
         trivial, name = pb.trivial_target()
         relative = best.terms[0] / max(pb.target.weight * trivial, 1e-300)
@@ -437,7 +451,8 @@ class BcNMF:
             fitted_dtype=getattr(self, "dtype_", None),
             fitted_device=getattr(self, "device_", None),
         )
-        return project(rt, self.components_, source, batch_size)
+        with torch_threads(self.n_jobs):
+            return project(rt, self.components_, source, batch_size)
 
     def score_source(self, target: RowSource, background: RowSource) -> BcNMF:
         """Usages, terms and objective of the fixed ``components_`` on these data.
@@ -447,7 +462,8 @@ class BcNMF:
         """
         self._check_fitted()
         params = self.get_params()
-        s = score_components(self._project_onto, self.components_, target, background, params)
+        with torch_threads(self.n_jobs):
+            s = score_components(self._project_onto, self.components_, target, background, params)
         self.usage_target_, self.usage_background_ = s.usage_target, s.usage_background
         self.target_term_, self.background_term_ = s.terms
         self.objective_ = s.objective

@@ -113,18 +113,19 @@ def _solve(
     """
     prev, power, H_prev = None, rt.options.relax, None
     H_next = None
+    ctx = rt.loss.prepare(b, W) if b is not None else None  # what every step reuses
     for _ in range(max_iter):
         cur = 0.0
         if b is not None:
             assert H is not None
-            H_next, cur = rt.loss.h_step_loss(b, H, W, power)
+            H_next, cur = rt.loss.h_step_loss(b, H, W, power, ctx)
         cur = rt.comm.sum_scalar(cur)
         if prev is not None and cur > prev and power != 1.0:
             power = 1.0  # (every process sees the same summed losses: same decision)
             H, cur = H_prev, prev
             if b is not None:
                 assert H is not None
-                H_next, _ = rt.loss.h_step_loss(b, H, W, power)
+                H_next, _ = rt.loss.h_step_loss(b, H, W, power, ctx)
         elif prev is not None and 5.0 * abs(prev - cur) <= tol * max(abs(cur), EPS):
             break  # the last step changed the loss by less than tol / 5
         prev = cur
@@ -251,8 +252,9 @@ def full_epoch(rt: Runtime, pb: Problem, W: torch.Tensor, state: FullBatchState)
     if contrast and not state.started:  # background solved for the first basis
         bg.H = solve_usage(rt, by, bg.H, bg.basis(W), 3000, tol / 100)
         state.started = True
+    ctx = rt.loss.prepare(bx, W)
     for _ in range(rt.inner_iter or 5):
-        tgt.H = rt.loss.h_step(bx, tgt.H, W)
+        tgt.H = rt.loss.h_step(bx, tgt.H, W, ctx)
     PX, NX, lx = rt.loss.stats(bx, tgt.H, W)
     parts = [(W * PX, NX, 1.0)]
     ly = 0.0

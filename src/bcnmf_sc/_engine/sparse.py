@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["Batch", "as_csr", "make_batch", "row_sums", "sddmm"]
+__all__ = ["Batch", "as_csr", "gather", "make_batch", "row_sums", "sddmm"]
 
 
 def _csr_tensor(
@@ -106,7 +106,7 @@ class Batch:
 
     def transposed_with_values(self, values: torch.Tensor) -> torch.Tensor:
         """A CSR tensor on the pattern of ``Xt`` holding ``values`` (given on X's pattern)."""
-        return _csr_tensor_like(self.Xt, values[self.perm])
+        return _csr_tensor_like(self.Xt, gather(values, self.perm))
 
 
 def _csr_tensor_like(template: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -134,9 +134,8 @@ def make_batch(
     perm = np.asarray(idxT.data, dtype=np.int64)
     values = torch.as_tensor(data, dtype=dtype).to(device)
     X = _csr_tensor(Xb.indptr, Xb.indices, values, Xb.shape)
-    Xt = _csr_tensor(
-        idxT.indptr, idxT.indices, values[torch.from_numpy(perm).to(device)], idxT.shape
-    )
+    perm_t = torch.from_numpy(perm).to(device)
+    Xt = _csr_tensor(idxT.indptr, idxT.indices, gather(values, perm_t), idxT.shape)
     pos = data[data > 0]
     flat = None
     n_cells, n_genes = Xb.shape
@@ -147,7 +146,7 @@ def make_batch(
         rows=rows,
         X=X,
         Xt=Xt,
-        perm=torch.from_numpy(perm).to(device),
+        perm=perm_t,
         xlogx=float(np.sum(pos * np.log(pos))),
         xsum=float(data.sum()),
         xsq=float(np.sum(data * data)),
@@ -163,12 +162,22 @@ DENSE_SDDMM_DENSITY = 0.1
 DENSE_SDDMM_MAX = 1 << 23
 
 
+def gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values[index]`` for a 1-D int64 ``index``: the same values, about 3x faster.
+
+    ``index_select`` skips the general advanced-indexing path (100k values from a
+    256 x 2,000 block, torch 2.13 CPU: 0.24 ms against 0.76 ms; measured in
+    ``benchmarks/bench_speed_changes.py``).
+    """
+    return values.index_select(0, index)
+
+
 def sddmm(batch: Batch, H: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     """Values of ``H @ W`` at the non-zeros of ``batch.X`` (same order as ``batch.values``)."""
     if batch.values.numel() == 0:
         return batch.values.clone()
     if batch.flat is not None:
-        return (H @ W).view(-1)[batch.flat]
+        return gather((H @ W).view(-1), batch.flat)
     out = torch.sparse.sampled_addmm(batch.X, H, W, beta=0.0, alpha=1.0)
     return out.values()
 

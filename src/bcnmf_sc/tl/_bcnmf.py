@@ -17,14 +17,14 @@ from bcnmf_sc._warnings import at_user_line
 from ._checks import check_key, check_unique_var_names
 from ._consensus import consensus_model, restart_seeds
 from ._enrichment import score_weights, target_score
-from ._inputs import LOSSES, matrix_source, prepare_inputs
+from ._inputs import LOSSES, matrix_source, prepare_inputs, scanpy_n_jobs
 from ._outputs import fit_params, fit_result, transform_result, write_result
 
 __all__ = ["bcnmf", "bcnmf_transform"]
 
 # BcNMF parameters that tl.bcnmf sets from its own keyword arguments
 _ENGINE_SET = (
-    "n_components alpha loss batch_size max_epochs tol n_init random_state device progress"
+    "n_components alpha loss batch_size max_epochs tol n_init random_state device progress n_jobs"
 ).split()
 
 
@@ -72,6 +72,7 @@ def bcnmf(
     consensus: bool = False,
     random_state: int | None = 0,
     device: str = "auto",
+    n_jobs: int | None = None,
     engine_kwargs: Mapping[str, Any] | None = None,
     key_added: str = "bcnmf",
     copy: bool = False,
@@ -134,6 +135,12 @@ def bcnmf(
     batch_size, max_epochs, tol, n_init, random_state, device
         Passed to :class:`bcnmf_sc.BcNMF` (``n_init`` restarts, the one with the lowest
         objective is kept), unless ``consensus=True``.
+    n_jobs
+        CPU threads for torch during the fit and the projections (restored afterwards).
+        ``None``: ``scanpy.settings.n_jobs``, as scanpy's functions do (scanpy's default
+        is 1: one thread, which never oversubscribes a shared machine; set
+        ``sc.settings.n_jobs`` or pass ``n_jobs`` for more; ``-1`` uses every CPU). Not
+        recorded in ``params``: it does not change the result beyond float rounding.
     consensus
         Combine the ``n_init`` restarts (at least 2) into consensus topics instead of
         keeping the best one: restart ``r`` is fitted with seed ``r`` drawn from
@@ -227,6 +234,7 @@ def bcnmf(
         random_state=random_state,
         device=device,
         progress=progress,
+        n_jobs=scanpy_n_jobs(n_jobs),
         **kwargs,
         **engine_kwargs,
     )
@@ -339,6 +347,7 @@ def bcnmf_transform(
     *,
     key: str = "bcnmf",
     layer: str | None = None,
+    n_jobs: int | None = None,
 ) -> None:
     """Topic usages of new cells from the loadings fitted on a reference.
 
@@ -360,6 +369,8 @@ def bcnmf_transform(
         (``adata_reference.uns[key]["params"]["layer"]``; ``.X`` when none is recorded),
         so a reference fitted on ``layer="counts"`` projects the query's counts too.
         ``layer="X"`` uses the query's ``.X`` whatever the reference used.
+    n_jobs
+        CPU threads for torch during the projection, as for :func:`bcnmf_sc.tl.bcnmf`.
 
     Returns
     -------
@@ -383,6 +394,7 @@ def bcnmf_transform(
     ValueError
         If fewer than half of the reference's loaded genes are in the query.
     """
+    threads = scanpy_n_jobs(n_jobs)
     lkey = f"{key}_loadings"
     if lkey not in adata_reference.varm or key not in adata_reference.uns:
         raise KeyError(f"No bcNMF result under key {key!r} in the reference; run tl.bcnmf first.")
@@ -413,7 +425,7 @@ def bcnmf_transform(
     W = L[loaded][found].T  # K x matched genes
     W = W / np.maximum(W.sum(1, keepdims=True), 1e-12)
     device = params.get("device_used", "auto")  # the reference's device, where it is here
-    model = BcNMF.from_components(W, loss=loss, device=_available(str(device)))
+    model = BcNMF.from_components(W, loss=loss, device=_available(str(device)), n_jobs=threads)
     src = matrix_source(adata_query, layer, pos[found], loss, "The query data")
     usage = model.transform_source(src)
     topics = list(adata_reference.uns[key].get("topics", []))

@@ -26,6 +26,7 @@ from scanpy import logging as logg
 from bcnmf_sc._engine._validation import LOSSES
 from bcnmf_sc._engine.rows import H5adRows, InMemoryRows, RowSource
 from bcnmf_sc._engine.sparse import as_csr
+from bcnmf_sc._engine.threads import N_JOBS_MESSAGE, valid_n_jobs
 
 from ._checks import (
     check_counts_sample,
@@ -72,6 +73,23 @@ class Inputs:
     def rows(self, mask: np.ndarray) -> RowSource:
         """The cells ``mask`` (bool over obs, or increasing indices) as a row source."""
         return self.source.subset(rows=mask)
+
+
+def scanpy_n_jobs(n_jobs: int | None) -> int | None:
+    """``n_jobs`` of a tl function: given, else ``scanpy.settings.n_jobs``.
+
+    ``None`` reads ``sc.settings.n_jobs`` (scanpy's default is 1; ``-1`` means every
+    CPU), as scanpy's own functions do; a setting the engine does not accept (0, or
+    joblib's ``-2``) leaves the choice to the engine (``BcNMF(n_jobs=None)``).
+    """
+    if not valid_n_jobs(n_jobs):
+        raise ValueError(N_JOBS_MESSAGE.format(value=n_jobs))
+    if n_jobs is not None:
+        return int(n_jobs)
+    import scanpy as sc
+
+    setting = getattr(sc.settings, "n_jobs", None)
+    return int(setting) if setting is not None and valid_n_jobs(setting) else None
 
 
 def get_matrix(adata: AnnData, layer: str | None) -> Any:

@@ -18,14 +18,14 @@ from bcnmf_sc._warnings import at_user_line
 
 from ._checks import check_key
 from ._consensus import restart_seeds
-from ._inputs import LOSSES, prepare_inputs
+from ._inputs import LOSSES, prepare_inputs, scanpy_n_jobs
 from ._outputs import plain, plain_params
 from ._sweep_measures import _COLUMNS, MIN_STABILITY, TOLERANCE, check_grid, evaluate, recommend
 
 __all__ = ["bcnmf_sweep"]
 
 # constructor parameters the sweep sets itself
-_RESERVED = ("n_components", "alpha", "loss", "n_init", "random_state", "progress")
+_RESERVED = ("n_components", "alpha", "loss", "n_init", "random_state", "progress", "n_jobs")
 
 
 def _check_args(key_added, loss, alphas, n_topics, n_init, heldout, min_stability, tolerance):
@@ -122,6 +122,7 @@ def bcnmf_sweep(
     tol: float = 1e-5,
     random_state: int | None = 0,
     device: str = "auto",
+    n_jobs: int | None = None,
     engine_kwargs: Mapping[str, Any] | None = None,
     key_added: str = "bcnmf_sweep",
     progress: bool = True,
@@ -164,6 +165,9 @@ def bcnmf_sweep(
         Passed to :class:`bcnmf_sc.BcNMF`.
     random_state
         Seed of the restart seeds and of the held-out cells.
+    n_jobs
+        CPU threads for torch in every fit, as for :func:`bcnmf_sc.tl.bcnmf` (default
+        ``scanpy.settings.n_jobs``).
     engine_kwargs
         Further :class:`bcnmf_sc.BcNMF` parameters (e.g. ``solver``, ``init``,
         ``w_floor``), the same for every fit.
@@ -270,6 +274,7 @@ def bcnmf_sweep(
     if clash:
         raise ValueError(f"engine_kwargs cannot set {clash}: the sweep sets them itself.")
     engine.update(batch_size=batch_size, max_epochs=max_epochs, tol=tol, device=device)
+    engine["n_jobs"] = scanpy_n_jobs(n_jobs)
     try:  # bad engine parameters fail here, not mid-sweep
         BcNMF(**{"random_state": random_state, **engine})._check_params()
     except TypeError as e:
