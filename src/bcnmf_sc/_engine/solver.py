@@ -102,7 +102,9 @@ def _solve(
     """Multiplicative usage steps with W fixed until the loss settles (or ``max_iter``).
 
     The loss comes with each step (at the usages the step starts from), so the test runs
-    every step at no extra cost; ``tol`` bounds the change over 5 steps. Steps are
+    every step at no extra cost; ``tol`` bounds the change over 5 steps. What every step
+    needs of the data for this ``W`` is computed once (``Loss.prepare``: for the squared
+    error one sparse product and the Gram matrix, so a step costs O(cells K^2)). Steps are
     over-relaxed (multiplicative factor ** ``options.relax``), which reaches the optimum
     in fewer steps; should the loss rise, the step is undone and the solve goes on with
     plain multiplicative steps (each of which never increases it).
