@@ -118,3 +118,14 @@ def test_tl_holdout_rules():
         bc.tl.bcnmf(ad, "condition", "background", n_topics=2, n_shared=2, consensus=True,
                     n_init=2)  # fmt: skip
     assert "bcnmf" not in ad.uns
+
+
+def test_score_source_reproduces_the_shared_objective():
+    # scoring the fitted components recomputes the training objective by the same rules
+    ad = bc.datasets.simulate(n_target=300, n_background=300, n_genes=200, random_state=0)
+    X, Y, _ = _split(ad)
+    m = _fit(X, Y, n_shared=4, max_epochs=20)
+    fitted = (m.objective_, m.target_term_, m.background_term_)
+    m.score_source(bc.InMemoryRows(X), bc.InMemoryRows(Y))
+    assert m.objective_ == pytest.approx(m.target_term_ + m.background_term_, rel=1e-6)
+    assert np.allclose((m.objective_, m.target_term_, m.background_term_), fitted, rtol=1e-3)

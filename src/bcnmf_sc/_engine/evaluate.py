@@ -54,7 +54,9 @@ def score_components(
 
     When the fit's background carries its null-model topic (``null_topic``), background
     usages are also fitted with it, as in training, for the background term; the usages
-    returned use the K topics alone.
+    returned use the K topics alone. With shared topics (``n_shared``, the last rows of
+    ``W``) the background term fits the background with those alone and the two terms
+    are added, as in training; the usages returned use all topics.
     """
     loss = get_loss(params["loss"])
     window = get_options().window_rows
@@ -63,15 +65,20 @@ def score_components(
     bg = summarise(background, "background", loss, comm=comm, window=window)
     H_t = project(W, target)
     H_b = project(W, background)
+    n_shared = int(params.get("n_shared", 0) or 0)
     W_bg, H_null = W, H_b
-    if resolve_null_topic(params["null_topic"], params["loss"]) == "background":
+    if n_shared:
+        W_bg = W[W.shape[0] - n_shared :]
+        H_null = project(W_bg, background)
+    elif resolve_null_topic(params["null_topic"], params["loss"]) == "background":
         W_bg = np.vstack([W, null_profile(bg.colsum)[None, :]])
         H_null = project(W_bg, background)
     lt, _ = deviance_terms(target, H_t, W, loss, tgt.colsum)
     lb, _ = deviance_terms(background, H_null, W_bg, loss, bg.colsum)
     scaling = resolve_scaling(params["alpha_scaling"], params["loss"])
     a, b = group_weights((tgt.null, bg.null), scaling, (tgt.n, bg.n))
-    value = objective((lt, lb), (a, float(params["alpha"]) * b))
+    coef = (a, b if n_shared else float(params["alpha"]) * b)
+    value = objective((lt, lb), coef, shared=bool(n_shared))
     return Scores(H_t, H_b, (a * lt, b * lb), value)
 
 

@@ -473,7 +473,10 @@ class BcNMF:
         """Usages of ``source`` for components ``W`` (this model's, or others)."""
         if W is self.components_:
             return self.transform_source(source)
-        params = {k: v for k, v in self.get_params().items() if k != "n_components"}
+        # projection needs no topic split: the rows of W, whatever they are
+        params = {
+            k: v for k, v in self.get_params().items() if k not in ("n_components", "n_shared")
+        }
         return type(self).from_components(W, **params).transform_source(source)
 
     def _check_fitted(self) -> None:

@@ -164,17 +164,16 @@ def group_stats(W: torch.Tensor, P: torch.Tensor, N: torch.Tensor, g: Group, con
     contrast the background's parts swap (its term enters with a minus sign); a group
     fitted with some rows of W only (shared topics) contributes nothing to the others.
     """
-    k = W.shape[0]
-    rows = range(k) if g.topics is None else range(k)[g.topics]
-    n = len(rows)
     if g.is_background and contrast:
         P, N = N, P
-    if n == k:
+    if g.topics is None:
+        k = W.shape[0]
         return W * P[:k], N[:k]
+    own = W[g.topics]
+    n = own.shape[0]
     num, den = torch.zeros_like(W), torch.zeros_like(W)
-    idx = list(rows)
-    num[idx] = W[idx] * P[:n]
-    den[idx] = N[:n]
+    num[g.topics] = own * P[:n]
+    den[g.topics] = N[:n]
     return num, den
 
 
