@@ -111,14 +111,12 @@ def add_fit_arguments(
     *,
     consensus: bool = True,
     sweep: bool = False,
-    shared: bool = True,
 ) -> None:
     """The options of a fit: ``bcnmf-sc fit``, ``bcnmf-sc sweep``, ``bcnmf_sc.distributed``.
 
     ``sweep=True``: the options of :func:`bcnmf_sc.tl.bcnmf_sweep` instead (``-k`` and
     ``--alphas`` take lists, ``--n-init`` seeds per setting, ``--heldout``; no
-    ``--consensus``, no ``--n-shared``). ``shared=False``: no ``--n-shared`` and
-    ``--holdout`` (the torchrun entry point).
+    ``--consensus``, no ``--n-shared``, no ``--holdout``).
     """
     p.add_argument("input", metavar="IN.h5ad", help="input AnnData file (counts in X or --layer)")
     p.add_argument(
@@ -184,20 +182,26 @@ def add_fit_arguments(
     )
     p.add_argument("--batch-size", type=int, default=None, metavar="N", help="cells per batch")
     p.add_argument("--max-epochs", type=int, default=None, metavar="N", help="epoch limit")
-    p.add_argument("--tol", type=float, default=1e-5, help="relative tolerance (1e-5)")
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help="relative tolerance (1e-5; 5e-5 for the shared-topic model)",
+    )
     if sweep:
         p.add_argument("--n-init", type=int, default=3, metavar="N", help="seeds per setting (3)")
     else:
         p.add_argument(
             "--n-init", type=int, default=1, metavar="N", help="restarts; the best is kept (1)"
         )
-    if shared and not sweep:
+    if not sweep:
         p.add_argument(
             "--n-shared",
-            type=int,
-            default=0,
+            type=_n_shared,
+            default="auto",
             metavar="S",
-            help="shared topics beside the K target topics (0: the contrast; e.g. 16)",
+            help="shared topics beside the K target topics (auto: 16 for --loss kl without "
+            "--alpha, else 0; 0: the contrastive model)",
         )
         p.add_argument(
             "--holdout",
@@ -205,7 +209,7 @@ def add_fit_arguments(
             default=None,
             metavar="F",
             help="share of each group held out for the enrichment table "
-            "(0.2 with --n-shared, else 0)",
+            "(0.2 with shared topics, else 0)",
         )
     if consensus and not sweep:
         p.add_argument(
@@ -248,6 +252,16 @@ def _require(ok: bool, flag: str, what: str, value) -> None:
         raise UserError(f"{flag} must be {what}, got {value!r}")
 
 
+def _n_shared(text: str) -> int | str:
+    """``--n-shared``: ``auto`` or an integer."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer, got {text!r}") from None
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Range checks of the shared options, before any file is read."""
     ks = args.n_topics if isinstance(args.n_topics, list) else [args.n_topics]
@@ -265,10 +279,17 @@ def check_args(args: argparse.Namespace) -> None:
     for flag, v in (("--batch-size", args.batch_size), ("--max-epochs", args.max_epochs)):
         if v is not None:
             _require(v >= 1, flag, ">= 1", v)
-    _require(math.isfinite(args.tol) and args.tol >= 0, "--tol", "a number >= 0", args.tol)
+    if args.tol is not None:
+        _require(math.isfinite(args.tol) and args.tol >= 0, "--tol", "a number >= 0", args.tol)
     _require(args.n_init >= 1, "--n-init", ">= 1", args.n_init)
-    n_shared = getattr(args, "n_shared", 0)
-    _require(n_shared >= 0, "--n-shared", ">= 0", n_shared)
+    n_shared = getattr(args, "n_shared", "auto")
+    if isinstance(n_shared, int):
+        _require(n_shared >= 0, "--n-shared", "'auto' or an integer >= 0", n_shared)
+        if n_shared > 0 and getattr(args, "alpha", None) is not None:
+            raise UserError(
+                "--alpha is the strength of the contrastive model and has no effect with "
+                "--n-shared > 0; pass --n-shared 0 with --alpha, or drop --alpha"
+            )
     holdout = getattr(args, "holdout", None)
     if holdout is not None:
         _require(0 <= holdout < 1, "--holdout", "in [0, 1)", holdout)

@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         + __doc__[__doc__.index("The output file is") :],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_fit_arguments(p, consensus=False, shared=False)
+    add_fit_arguments(p, consensus=False)
     return p
 
 
@@ -128,6 +128,7 @@ def _main(args: argparse.Namespace) -> None:
     from ._engine import BcNMF
     from ._engine.rows import H5adRows, RowSource
     from ._engine.threads import default_threads
+    from .tl._bcnmf import held_out_cells, holdout_share
     from .tl._checks import check_counts_sample, check_source
     from .tl._inputs import Inputs, resolve_groups, resolve_mask
     from .tl._outputs import fit_params, fit_result, write_result
@@ -166,15 +167,10 @@ def _main(args: argparse.Namespace) -> None:
             if not genes.all():
                 src = src.subset(cols=genes)
             other = ~(is_tg | is_bg)
-            shards = [np.array_split(np.flatnonzero(m), world)[rank] for m in (is_tg, is_bg, other)]
-            what = "The data" if args.layer is None else f"Layer {args.layer!r}"
-            if args.check_counts and args.loss == "kl":  # the same sample on every process
-                check_counts_sample(src, what)
-            check_source(src.subset(rows=shards[2]), args.loss, what)
-            kwargs = {} if args.alpha is None else {"alpha": args.alpha}
             engine_kwargs = {} if args.dtype is None else {"dtype": args.dtype}
             model = BcNMF(
                 n_components=args.n_topics,
+                n_shared=args.n_shared,
                 loss=args.loss,
                 batch_size=args.batch_size,
                 max_epochs=args.max_epochs,
@@ -186,9 +182,19 @@ def _main(args: argparse.Namespace) -> None:
                 distributed=world > 1,
                 # processes on one machine share its cores: each gets its part of them
                 n_jobs=args.n_jobs or max(1, default_threads() // local_processes),
-                **kwargs,
+                **({} if args.alpha is None else {"alpha": args.alpha}),
                 **engine_kwargs,
             )
+            model._check_params()
+            share = holdout_share(args.holdout, model.resolved_model()[0])
+            # held-out cells are projected like cells of neither group (as tl.bcnmf)
+            held = held_out_cells(is_tg, is_bg, share, args.seed)
+            fitted = (is_tg & ~held, is_bg & ~held, other | held)
+            shards = [np.array_split(np.flatnonzero(m), world)[rank] for m in fitted]
+            what = "The data" if args.layer is None else f"Layer {args.layer!r}"
+            if args.check_counts and args.loss == "kl":  # the same sample on every process
+                check_counts_sample(src, what)
+            check_source(src.subset(rows=shards[2]), args.loss, what)
             if rank == 0:
                 print(
                     f"bcNMF: {world} process(es), {int(is_tg.sum())} target + "
@@ -209,8 +215,8 @@ def _main(args: argparse.Namespace) -> None:
         else:
             gathered = [own]
         if rank == 0:
-            usage = np.zeros((meta.n_obs, args.n_topics))
-            for j, mask in enumerate((is_tg, is_bg, other)):
+            usage = np.zeros((meta.n_obs, model.components_.shape[0]))
+            for j, mask in enumerate(fitted):
                 usage[mask] = np.vstack([g[j] for g in gathered or ()])
             inputs = Inputs(is_tg, is_bg, tg, bg, genes, mask_name, src)
             params = fit_params(
@@ -229,6 +235,7 @@ def _main(args: argparse.Namespace) -> None:
                 random_state=args.seed,
                 device=args.device,
                 check_counts=bool(args.check_counts),
+                holdout=share,
                 n_processes=world,
             )
             result = fit_result(
@@ -239,6 +246,7 @@ def _main(args: argparse.Namespace) -> None:
                 genes=genes,
                 params=params,
                 engine_kwargs=engine_kwargs,
+                held_out=held if share > 0 else None,
             )
             write_result(meta, args.key_added, result)
             with atomic_output(args.output, overwrite=args.overwrite) as tmp:

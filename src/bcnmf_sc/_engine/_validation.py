@@ -130,12 +130,24 @@ def _known_dtype(v: Any) -> bool:
 
 DTYPE = Check(_known_dtype, "Unknown dtype {value!r}: use 'float32' (default) or 'float64'.")
 ALPHA = (
-    real(math.isfinite, "alpha must be a finite number >= 0, got {value!r}."),
-    real(
-        lambda v: v >= 0,
+    Check(
+        lambda v: (
+            v is None
+            or (not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(float(v)))
+        ),
+        "alpha must be a finite number >= 0 or None, got {value!r}.",
+    ),
+    Check(
+        lambda v: v is None or float(v) >= 0,
         "alpha must be >= 0, got {value}; alpha=0 is plain NMF of the target, "
         "larger values suppress what the background also explains.",
     ),
+)
+N_SHARED = Check(
+    lambda v: (
+        v == "auto" or (not isinstance(v, bool) and isinstance(v, numbers.Integral) and int(v) >= 0)
+    ),
+    "n_shared must be 'auto' or an integer >= 0, got {value!r}.",
 )
 
 
@@ -149,7 +161,20 @@ RANDOM_STATE = Check(
     _random_state_ok,
     "random_state must be None, an integer >= 0 or a numpy Generator, got {value!r}.",
 )
-TOL = real(lambda x: math.isfinite(x) and x >= 0, "tol must be a number >= 0, got {value!r}.")
+
+
+def _tol_ok(x: Any) -> bool:
+    if x is None:
+        return True
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        return False
+    return math.isfinite(float(x)) and float(x) >= 0
+
+
+TOL = Check(
+    _tol_ok,
+    "tol must be a number >= 0 or None, got {value!r}.",
+)
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 

@@ -22,6 +22,7 @@ from .problem import (
     group_weights,
     null_profile,
     objective,
+    resolve_model,
     resolve_null_topic,
     resolve_scaling,
     summarise,
@@ -65,7 +66,7 @@ def score_components(
     bg = summarise(background, "background", loss, comm=comm, window=window)
     H_t = project(W, target)
     H_b = project(W, background)
-    n_shared = int(params.get("n_shared", 0) or 0)
+    n_shared, alpha = resolve_model(params["n_shared"], params["alpha"], params["loss"])
     W_bg, H_null = W, H_b
     if n_shared:
         W_bg = W[W.shape[0] - n_shared :]
@@ -77,7 +78,7 @@ def score_components(
     lb, _ = deviance_terms(background, H_null, W_bg, loss, bg.colsum)
     scaling = resolve_scaling(params["alpha_scaling"], params["loss"])
     a, b = group_weights((tgt.null, bg.null), scaling, (tgt.n, bg.n))
-    coef = (a, b if n_shared else float(params["alpha"]) * b)
+    coef = (a, b if n_shared else float(alpha or 0.0) * b)
     value = objective((lt, lb), coef, shared=bool(n_shared))
     return Scores(H_t, H_b, (a * lt, b * lb), value)
 

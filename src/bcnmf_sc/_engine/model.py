@@ -17,6 +17,7 @@ from ._dist import LocalComm, TorchComm
 from ._validation import ConvergenceWarning, check_matrix, resolve_device
 from .evaluate import score_components
 from .options import get_options
+from .problem import resolve_model
 from .projection import check_genes, normalised_components, projection_runtime
 from .rows import InMemoryRows, RowSource
 from .setup import prepare
@@ -65,14 +66,15 @@ class BcNMF:
     n_components
         Number of topics K.
     alpha
-        Strength of the contrast; ``alpha=0`` is plain NMF of the target. With the default
-        ``alpha_scaling="deviance"`` the value means the same on every data set (see below):
-        ``alpha=1`` is the balance point, where structure that explains the same fraction
-        of the target's and the background's deviance (shared cell types) is neutral; above
-        1 such structure is penalised and only target-enriched structure pays. The default
-        2 removes shared structure reliably on simulated data; values between 1.5 and 3 are
-        reasonable, larger values leave topics that explain little of the target (watch
-        ``target_term_`` approach 1).
+        Strength of the contrast; ``alpha=0`` is plain NMF of the target. Giving an
+        ``alpha`` selects the contrastive model (``n_shared="auto"`` resolves to 0);
+        ``None`` (default): 2 for the contrast, none for the shared-topic model. With the
+        default ``alpha_scaling="deviance"`` the value means the same on every data set
+        (see below): ``alpha=1`` is the balance point, where structure that explains the
+        same fraction of the target's and the background's deviance (shared cell types) is
+        neutral; above 1 such structure is penalised and only target-enriched structure
+        pays. Values between 1.5 and 3 are reasonable, larger values leave topics that
+        explain little of the target (watch ``target_term_`` approach 1).
     loss
         ``"kl"`` (generalised KL divergence, i.e. a Poisson likelihood; for counts) or
         ``"frobenius"`` (squared error; for continuous, e.g. log-normalised, data).
@@ -88,9 +90,13 @@ class BcNMF:
         Cells (target and background together) per minibatch step; default 512.
         Ignored by the full-batch solver.
     max_epochs
-        Maximum number of passes over the data (default 400 full-batch, 100 minibatch).
+        Maximum number of passes over the data (default 400 full-batch, 100 minibatch,
+        200 for the shared-topic model).
     tol
-        Stop when the relative change of the contrastive objective per epoch falls below
+        Default (``None``): ``1e-5``, and ``5e-5`` for the shared-topic model, whose
+        objective keeps creeping down long after the topics have settled (on the
+        recovery suite its program recovery at 50 and at 200 epochs agreed to 0.01 of
+        AUROC). Stop when the relative change of the objective per epoch falls below
         ``tol``. Full batch: ``|L_{t-1} - L_t| / max(|L_t|, a D(X))``. Minibatch, whose
         per-epoch objective is noisy: the improvement of the mean objective of the last
         ``w = 5`` epochs over the mean of the 5 before, per epoch, ``(mean(L_{t-2w+1..t-w})
@@ -170,15 +176,18 @@ class BcNMF:
         to float rounding (the same sums are added in another order). Minibatch solver
         only.
     n_shared
-        ``0`` (default): the contrastive objective above. ``S > 0``: the shared-topic
-        model. The basis holds the ``n_components`` target topics followed by ``S``
-        shared topics; background cells are fitted with the shared topics only, target
-        cells with all of them, and both terms are minimised,
-        ``a D(X | H_X W) + b D(Y | H_Y W_shared)`` (``alpha`` has no effect). The shared
-        topics absorb what both groups have (cell types, shared programs, and changes of
-        their abundance), so the target topics are left with what the background cannot
-        explain. ``S`` should exceed the number of shared structures (say 10-20 for a
-        few cell types); see docs/method.md. Minibatch solver; ``init="auto"`` is
+        ``"auto"`` (default): 16 for ``loss="kl"`` when no ``alpha`` is given, else 0.
+        ``0``: the contrastive objective above. ``S > 0``: the shared-topic model. The
+        basis holds the ``n_components`` target topics followed by ``S`` shared topics;
+        background cells are fitted with the shared topics only, target cells with all
+        of them, and both terms are minimised, ``a D(X | H_X W) + b D(Y | H_Y W_shared)``
+        (there is no ``alpha``; giving one is an error). The shared topics absorb what
+        both groups have (cell types, shared programs, and changes of their abundance),
+        so the target topics are left with what the background cannot explain. ``S``
+        should exceed the number of shared structures (say 10-20 for a few cell types);
+        see docs/method.md. On the recovery suite the contrast folds chance differences
+        in cell-type composition into its program topics; this model does not, which is
+        why it is the default for counts. Minibatch solver; ``init="auto"`` is
         ``"random"``. Background usages are reported for all topics (fitted from a fresh
         start, as :meth:`transform` would), so the enrichment of a target topic compares
         how both groups use it.
@@ -218,6 +227,13 @@ class BcNMF:
         The solver that ran.
     init_, alpha_scaling_, null_topic_ : str
         The start, the scaling and the null-topic choice that ran (``"auto"`` resolved).
+    tol_ : float
+        The tolerance that ran (``tol=None`` resolved).
+    n_shared_ : int
+        Shared topics of the model that ran (``n_shared="auto"`` resolved; 0: the
+        contrast).
+    alpha_ : float or None
+        The contrast's ``alpha`` that ran; ``None`` for the shared-topic model.
 
     Examples
     --------
@@ -243,6 +259,9 @@ class BcNMF:
     init_: str
     alpha_scaling_: str
     null_topic_: str
+    tol_: float
+    n_shared_: int
+    alpha_: float | None
 
     #: Every constructor parameter, in order, with the rules its value must satisfy
     #: (checked by :meth:`_check_params` before anything is read).
@@ -270,7 +289,7 @@ class BcNMF:
             v.real(lambda x: 0 < x <= 1, "forget_factor must be in (0, 1], got {value!r}."),
         ),
         "distributed": (),
-        "n_shared": (v.integer(0, message="n_shared must be an integer >= 0, got {value!r}."),),
+        "n_shared": (v.N_SHARED,),
         "n_jobs": (v.Check(valid_n_jobs, N_JOBS_MESSAGE),),
     }
 
@@ -278,12 +297,12 @@ class BcNMF:
         self,
         n_components: int = 10,
         *,
-        alpha: float = 2.0,
+        alpha: float | None = None,
         loss: str = "kl",
         solver: str = "auto",
         batch_size: int | None = None,
         max_epochs: int | None = None,
-        tol: float = 1e-5,
+        tol: float | None = None,
         init: str = "auto",
         n_init: int = 1,
         random_state: int | np.random.Generator | None = 0,
@@ -296,7 +315,7 @@ class BcNMF:
         inner_iter: int | None = None,
         forget_factor: float = 0.1,
         distributed: bool = False,
-        n_shared: int = 0,
+        n_shared: int | str = "auto",
         n_jobs: int | None = None,
     ):
         self.n_components = n_components
@@ -328,6 +347,14 @@ class BcNMF:
 
     def _check_params(self) -> None:
         v.check_params(self.get_params(), self._parameter_constraints)
+
+    def resolved_model(self) -> tuple[int, float | None]:
+        """``(n_shared, alpha)`` of the model these parameters select (``"auto"`` resolved).
+
+        ``(S, None)``: the shared-topic model with ``S`` shared topics; ``(0, alpha)``: the
+        contrast. Raises ``ValueError`` for an ``alpha`` given with ``n_shared > 0``.
+        """
+        return resolve_model(self.n_shared, self.alpha, self.loss)
 
     # --------------------------------------------------------------------- fit
     def fit(self, X_target, X_background) -> BcNMF:
@@ -381,6 +408,9 @@ class BcNMF:
             self.device_, self.dtype_, self.loss_ = rt.device, rt.dtype, rt.loss
             self.scale_target_, self.scale_background_ = pb.target.weight, pb.background.weight
             self.init_ = plan.init
+            self.tol_ = plan.tol
+            self.n_shared_ = plan.n_components - int(self.n_components)
+            self.alpha_ = None if pb.shared else float(pb.alpha)
             self.alpha_scaling_, self.null_topic_ = pb.scaling, pb.null_topic
             v.check_scale(
                 [(g.role, float(g.colsum.sum()) / max(g.n, 1)) for g in (pb.target, pb.background)],
@@ -399,10 +429,10 @@ class BcNMF:
         """Copy the best restart into the fitted attributes; every end-of-fit warning."""
         for name, value in fitted_attributes(best).items():
             setattr(self, name, value)
-        if not self.converged_ and self.tol > 0:  # tol=0 asks for all max_epochs
+        if not self.converged_ and self.tol_ > 0:  # tol=0 asks for all max_epochs
             warnings.warn(
                 f"BcNMF stopped after max_epochs={self.n_epochs_} epochs before the objective "
-                f"changed by less than tol={self.tol}; increase max_epochs or tol.",
+                f"changed by less than tol={self.tol_:g}; increase max_epochs or tol.",
                 ConvergenceWarning,
                 stacklevel=4,
             )
@@ -419,11 +449,15 @@ class BcNMF:
         (``loss``, ``device``, ``dtype`` matter for :meth:`transform`).
         """
         W = normalised_components(components)
-        n_target = W.shape[0] - int(params.get("n_shared", 0) or 0)
+        params = {"n_shared": 0, **params}  # without n_shared: the rows of W, all alike
+        n_shared, _ = resolve_model(
+            params["n_shared"], params.get("alpha"), params.get("loss", "kl")
+        )
+        n_target = W.shape[0] - n_shared
         if n_target < 1:
             raise ValueError(
                 f"{W.shape[0]} components leave no target topic beside "
-                f"n_shared={params['n_shared']} shared ones."
+                f"n_shared={n_shared} shared ones."
             )
         model = cls(n_components=n_target, **params)
         model._check_params()
@@ -488,4 +522,7 @@ class BcNMF:
         return self.fit(X_target, X_background).usage_target_
 
     def __repr__(self) -> str:
-        return f"BcNMF(n_components={self.n_components}, alpha={self.alpha}, loss={self.loss!r})"
+        return (
+            f"BcNMF(n_components={self.n_components}, n_shared={self.n_shared!r}, "
+            f"alpha={self.alpha}, loss={self.loss!r})"
+        )

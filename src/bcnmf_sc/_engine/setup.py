@@ -24,6 +24,7 @@ from .problem import (
     Problem,
     group_weights,
     null_profile,
+    resolve_model,
     resolve_null_topic,
     resolve_scaling,
     summarise,
@@ -101,12 +102,13 @@ def prepare(
             f"n_components={k} is too large for {n_t} target cells x {g} genes; "
             f"use at most {min(n_t, g)}."
         )
-    n_shared = int(params.get("n_shared", 0) or 0)
+    n_shared, alpha = resolve_model(params["n_shared"], params["alpha"], params["loss"])
     in_memory = target.in_memory and background.in_memory
     if n_shared and params["solver"] == "full":
         raise ValueError(
-            "The shared-topic model (n_shared > 0) is trained by the minibatch solver; "
-            "use solver='minibatch' or 'auto'."
+            "The shared-topic model (n_shared > 0, the default for counts) is trained by "
+            "the minibatch solver; use solver='minibatch' or 'auto', or n_shared=0 (the "
+            "contrastive model) for the full-batch solver."
         )
     solver = "minibatch" if n_shared else params["solver"]
     solver = choose_solver(solver, sum(totals), comm.world, in_memory, options)
@@ -145,18 +147,18 @@ def prepare(
     pb = Problem(
         target=tgt,
         background=bg,
-        alpha=float(params["alpha"]),
+        alpha=0.0 if alpha is None else alpha,
         floor=torch.as_tensor(np.maximum(floor, EPS), dtype=rt.dtype).to(rt.device),
         scaling=scaling,
     )
     full = solver == "full"
     plan = Schedule(
         n_components=k + n_shared,
-        init=resolve_init(params["init"], params["alpha"], params["loss"], n_shared),
+        init=resolve_init(params["init"], alpha or 0.0, params["loss"], n_shared),
         full=full,
-        max_epochs=params["max_epochs"] or (400 if full else 100),
-        tol=params["tol"],
-        init_alpha=min(float(params["alpha"]), 1.0),
+        max_epochs=params["max_epochs"] or (400 if full else 200 if n_shared else 100),
+        tol=(5e-5 if n_shared else 1e-5) if params["tol"] is None else float(params["tol"]),
+        init_alpha=min(alpha or 0.0, 1.0),
         progress=bool(params["progress"]),
     )
     return rt, pb, plan, solver

@@ -27,7 +27,9 @@ key
 
 doc_topics = """\
 topics
-    Topic names (``"topic_1"``...) or 0-based positions; default all topics."""
+    Topic names (``"topic_1"``...) or 0-based positions. Default: all topics, or for a
+    fit with shared topics (``n_shared``) the target topics; ``"all"`` draws the shared
+    ones too."""
 
 doc_show = """\
 show

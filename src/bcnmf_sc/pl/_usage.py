@@ -192,7 +192,7 @@ def _panels(adata: AnnData, key: str, topics, color) -> list[str]:
         color = [color]
     if not all(isinstance(c, str) for c in color):
         raise TypeError(f"color must be .obs column names or topic names, got {color!r}.")
-    all_names = u.select_topics(adata, key, None)[1]
+    all_names = u.select_topics(adata, key, "all")[1]
     clash = [c for c in all_names if c in adata.obs.columns]
     if clash:
         raise ValueError(

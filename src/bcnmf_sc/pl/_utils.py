@@ -69,8 +69,20 @@ def n_topics_of(adata: AnnData, key: str) -> int:
 
 
 def select_topics(adata: AnnData, key: str, topics) -> tuple[list[int], list[str]]:
-    """Indices and names of the requested topics (names, 0-based positions, or None for all)."""
+    """Indices and names of the requested topics (names, 0-based positions).
+
+    ``None``: all topics, or the target topics of a fit with shared topics (the
+    ``n_shared`` recorded in its params, the last topics); ``"all"``: every topic.
+    """
     names = topic_names(adata, key, n_topics_of(adata, key))
+    if topics is None:
+        uns = adata.uns.get(key, {})
+        params = uns.get("params", {}) if hasattr(uns, "get") else {}
+        n_shared = int(params.get("n_shared", 0) or 0) if hasattr(params, "get") else 0
+        if 0 < n_shared < len(names):
+            topics = list(range(len(names) - n_shared))
+    elif isinstance(topics, str) and topics == "all" and "all" not in names:
+        topics = None
     idx = resolve_topics(topics, names)
     return idx, [names[i] for i in idx]
 

@@ -59,7 +59,7 @@ def bcnmf(
     *,
     target: str | Sequence[str] | None = None,
     n_topics: int = 10,
-    n_shared: int = 0,
+    n_shared: int | Literal["auto"] = "auto",
     holdout: float | None = None,
     alpha: float | None = None,
     loss: Literal["kl", "frobenius"] = "kl",
@@ -67,7 +67,7 @@ def bcnmf(
     mask_var: str | np.ndarray | None = None,
     batch_size: int | None = None,
     max_epochs: int | None = None,
-    tol: float = 1e-5,
+    tol: float | None = None,
     n_init: int = 1,
     consensus: bool = False,
     random_state: int | None = 0,
@@ -104,25 +104,29 @@ def bcnmf(
         background. Cells in neither group (and cells with a missing value) are not used
         for fitting; their usages are computed by projection onto the fitted topics.
     n_topics
-        Number of topics K (with ``n_shared``: of target topics).
+        Number of target topics K (the contrastive model: of topics).
     n_shared
-        ``0`` (default): the contrastive objective. ``S > 0``: the shared-topic model
-        (:class:`bcnmf_sc.BcNMF`'s ``n_shared``): ``n_topics`` target topics
-        (``topic_1``...) plus ``S`` topics both groups use (``shared_1``...; cell types
-        and other shared structure, including changes of their abundance), so every
-        result has ``n_topics + S`` topics. ``alpha`` has no effect. See
-        docs/method.md, "Shared topics".
+        ``"auto"`` (default): 16 for ``loss="kl"`` when ``alpha`` is not given, else 0.
+        ``S > 0``: the shared-topic model (:class:`bcnmf_sc.BcNMF`'s ``n_shared``):
+        ``n_topics`` target topics (``topic_1``...) plus ``S`` topics both groups use
+        (``shared_1``...; cell types and other shared structure, including changes of
+        their abundance), so every result has ``n_topics + S`` topics; background cells
+        are fitted with the shared topics alone. ``0``: the contrastive model, tuned by
+        ``alpha``. See docs/method.md, "Shared topics".
     holdout
         Share of the target and of the background cells (each) left out of training and
         projected afterwards, like cells of neither group; the enrichment table compares
         these cells only, so that both groups meet the topics as new cells (topics
         trained on target cells also fit their noise, which makes training cells look
-        enriched where nothing is). Default ``0.2`` with ``n_shared > 0``, else ``0``
-        (the enrichment compares the training cells). The held-out cells are drawn with
-        ``random_state``.
+        enriched where nothing is). Default ``0.2`` for the shared-topic model, else
+        ``0`` (the enrichment compares the training cells). The held-out cells are drawn
+        with ``random_state``.
     alpha
-        Strength of the contrast (0 is plain NMF of the target). ``None`` uses the
-        engine's default; the value used is recorded in ``.uns[key_added]["params"]``.
+        Strength of the contrast (0 is plain NMF of the target). Giving ``alpha`` selects
+        the contrastive model (``n_shared="auto"`` resolves to 0; with ``n_shared > 0``
+        it is an error). ``None``: the shared-topic model for counts, the engine's
+        default alpha (2) for the contrast; the value used is recorded in
+        ``.uns[key_added]["params"]``.
     loss
         ``"kl"`` (Poisson; raw counts) or ``"frobenius"`` (non-negative continuous data,
         e.g. log1p-normalised counts).
@@ -207,7 +211,6 @@ def bcnmf(
     """
     # ---- validate everything before touching adata
     _check_args(key_added, loss, alpha, n_topics, consensus, n_init)
-    share = _check_holdout(holdout, n_shared, consensus)
     if not isinstance(check_counts, bool | np.bool_):
         raise TypeError(f"check_counts must be True or False, got {check_counts!r}.")
     engine_kwargs = dict(engine_kwargs or {})
@@ -239,6 +242,8 @@ def bcnmf(
         **engine_kwargs,
     )
     model._check_params()  # the engine's parameter rules, before any data is read
+    n_shared_used, _ = model.resolved_model()
+    share = holdout_share(holdout, n_shared_used)
     seeds = restart_seeds(random_state, int(n_init)) if consensus else [random_state]
     model.random_state = seeds[0]
     inp = prepare_inputs(
@@ -294,13 +299,11 @@ def _added(key: str) -> str:
     )
 
 
-def _check_holdout(holdout, n_shared, consensus) -> float:
+def holdout_share(holdout, n_shared: int) -> float:
     """The share of cells to hold out (``holdout``, default by ``n_shared``), or an error."""
     share = (0.2 if n_shared else 0.0) if holdout is None else holdout
     if isinstance(share, bool) or not isinstance(share, numbers.Real) or not 0 <= float(share) < 1:
         raise ValueError(f"holdout must be a number in [0, 1), got {holdout!r}.")
-    if n_shared and consensus:
-        raise ValueError("consensus=True is not available with n_shared > 0 yet.")
     return float(share)
 
 

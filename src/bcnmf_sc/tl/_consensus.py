@@ -10,6 +10,7 @@ topics that disagree with the rest, and summarise how well the restarts agree.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -211,8 +212,11 @@ def consensus_model(
     starting from the restart with the lowest objective) as ``components_``, usages of
     the target and background cells fitted to them from scratch (``usage_target_``,
     ``usage_background_``), and ``objective_``, ``target_term_``, ``background_term_`` of
-    the contrastive objective for the consensus topics (background usages refitted with
-    the background's null-model topic, as the engine does). ``history_``, ``n_epochs_``,
+    the fit's objective for the consensus topics (as the engine scores them: for the
+    contrast, background usages refitted with the background's null-model topic; with
+    shared topics, the background fitted with those alone). With shared topics, target
+    and shared topics are matched and combined separately (``index`` counts rows of
+    ``components_``). ``history_``, ``n_epochs_``,
     ``converged_`` and ``solver_`` are those of the restart with the lowest objective.
     ``info`` is the dict of :func:`consensus_components` plus ``reference`` (that
     restart) and ``objectives`` (of every restart).
@@ -220,14 +224,26 @@ def consensus_model(
     objectives = [float(m.objective_) for m in runs]
     best = int(np.argmin(objectives))
     ref = runs[best]
-    info = consensus_components(
-        [m.components_ for m in runs], reference=best, min_similarity=min_similarity
-    )
+    n_shared, _ = ref.resolved_model()
+    k = ref.components_.shape[0] - n_shared
+    # target topics are matched among target topics, shared among shared ones
+    blocks = [slice(0, k), slice(k, k + n_shared)] if n_shared else [slice(0, k)]
+    parts = [
+        consensus_components(
+            [m.components_[b] for m in runs], reference=best, min_similarity=min_similarity
+        )
+        for b in blocks
+    ]
+    info: dict[str, Any] = {
+        name: np.concatenate([part[name] + (b.start if name == "index" else 0)
+                              for part, b in zip(parts, blocks, strict=True)])
+        for name in parts[0]
+    }  # fmt: skip
     info.update(reference=best, objectives=objectives)
     params = {k: v for k, v in ref.get_params().items() if k != "n_components"}
     model = BcNMF.from_components(info["components"], **params)
     model.score_source(_source(target), _source(background))
-    for name in ("history_", "n_epochs_", "n_iter_", "converged_", "solver_", "init_"):
+    for name in ("history_", "n_epochs_", "n_iter_", "converged_", "solver_", "init_", "tol_"):
         if hasattr(ref, name):
             setattr(model, name, getattr(ref, name))
     return model, info

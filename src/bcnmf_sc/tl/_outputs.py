@@ -57,7 +57,7 @@ def fit_params(
     layer: str | None,
     batch_size: int | None,
     max_epochs: int | None,
-    tol: float,
+    tol: float | None,
     n_init: int,
     consensus: bool,
     seeds: list | None,
@@ -76,16 +76,16 @@ def fit_params(
         "background": [plain(v) for v in inputs.background],
         "target": [plain(v) for v in inputs.target],
         "n_topics": int(n_topics),
-        "n_shared": int(getattr(model, "n_shared", 0) or 0),
+        "n_shared": model.resolved_model()[0],
         "holdout": float(holdout),
-        "alpha": float(model.alpha),
+        "alpha": model.resolved_model()[1],
         "loss": loss,
         "layer": layer,
         "mask_var": inputs.mask_name,
         "n_genes_used": inputs.n_genes,
         "batch_size": batch_size,
         "max_epochs": max_epochs,
-        "tol": float(tol),
+        "tol": float(getattr(model, "tol_", 1e-5 if tol is None else tol)),
         "n_init": int(n_init),
         "consensus": bool(consensus),
         "seeds": seeds if consensus else None,
@@ -128,8 +128,7 @@ def fit_result(
     K = usage.shape[1]
     loadings = np.zeros((len(genes), K))
     loadings[genes] = model.components_.T
-    n_shared = int(getattr(model, "n_shared", 0) or 0)
-    topics = default_topic_names(K, n_shared)
+    topics = default_topic_names(K, model.resolved_model()[0])
     compared = np.ones_like(is_target) if held_out is None else held_out
     enrichment = compare_usage(
         usage, is_target & compared, is_background & compared, topics,

@@ -119,7 +119,7 @@ def bcnmf_sweep(
     tolerance: float = TOLERANCE,
     batch_size: int | None = None,
     max_epochs: int | None = None,
-    tol: float = 1e-5,
+    tol: float | None = None,
     random_state: int | None = 0,
     device: str = "auto",
     n_jobs: int | None = None,
@@ -128,7 +128,12 @@ def bcnmf_sweep(
     progress: bool = True,
     check_counts: bool = True,
 ) -> pd.DataFrame:
-    """Fit bcNMF over a grid of ``alpha`` and ``n_topics`` and recommend a setting.
+    """Fit the contrastive model over a grid of ``alpha`` and ``n_topics``; recommend one.
+
+    This chooses the settings of the contrastive model (``n_shared=0``), whose ``alpha``
+    must be chosen. The default of :func:`bcnmf_sc.tl.bcnmf` for counts, the shared-topic
+    model, has no ``alpha``: it needs no sweep. The recommended setting holds ``alpha``,
+    so ``tl.bcnmf(adata, ..., **recommended)`` fits the contrast.
 
     For every pair ``(alpha, n_topics)`` the target cells are fitted against the
     background cells ``n_init`` times with different seeds, and the fits are measured:
@@ -279,6 +284,11 @@ def bcnmf_sweep(
         BcNMF(**{"random_state": random_state, **engine})._check_params()
     except TypeError as e:
         raise ValueError(f"engine_kwargs holds an unknown BcNMF parameter: {e}") from e
+    if engine.get("n_shared", 0) not in (0, "auto"):
+        raise ValueError(
+            "The sweep chooses alpha of the contrastive model (n_shared=0); the shared-topic "
+            "model has no alpha. Fit it with tl.bcnmf, or drop n_shared from engine_kwargs."
+        )
     n_test = 0
 
     def check_k(n_t: int, n_genes: int) -> None:
@@ -330,7 +340,7 @@ def bcnmf_sweep(
         "tolerance": float(tolerance),
         "batch_size": batch_size,
         "max_epochs": max_epochs,
-        "tol": float(tol),
+        "tol": None if tol is None else float(tol),
         "random_state": random_state,
         "device": str(device),
         "check_counts": bool(check_counts),
