@@ -74,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("-o", "--outdir", default="bcnmf_demo", metavar="DIR", help="(bcnmf_demo)")
     demo.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (0)")
-    demo.add_argument("--max-epochs", type=int, default=60, metavar="N", help="epoch limit (60)")
+    demo.add_argument(
+        "--max-epochs", type=int, default=None, metavar="N", help="epoch limit (engine default)"
+    )
     demo.add_argument("--n-cells", type=int, default=600, metavar="N", help="cells per group (600)")
     demo.add_argument("--n-genes", type=int, default=600, metavar="G", help="genes (600)")
     add_safety_arguments(demo)
@@ -188,7 +190,7 @@ def _demo(args: argparse.Namespace) -> None:
     for name in names:
         check_output(str(outdir / name), args.overwrite)
     for flag, v in (("--max-epochs", args.max_epochs), ("--n-cells", args.n_cells)):
-        if v < 1:
+        if v is not None and v < 1:
             raise UserError(f"{flag} must be >= 1, got {v}")
     if args.n_genes < 10:
         raise UserError(f"--n-genes must be >= 10, got {args.n_genes}")
