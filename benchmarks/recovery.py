@@ -19,8 +19,9 @@ cells, 3,000 + 3,000 cells). ``--list`` prints them.
 Methods (``--methods``):
 
 ``bcnmf``
-    ``BcNMF(K, random_state=seed, **fit_kwargs)`` at the engine's default alpha, or at each
-    alpha of ``--alphas``.
+    ``BcNMF(K, random_state=seed, **fit_kwargs)``: the engine's default (for counts the
+    shared-topic model, 16 shared topics), or at each alpha of ``--alphas`` the contrast
+    (an alpha selects it; rows ``bcnmf(a=...)``).
 ``nmf``
     Plain NMF: the same with ``alpha=0``.
 ``cpca``
@@ -159,8 +160,11 @@ def fit_bcnmf(Xt, Xb, k, alpha, seed, fit_kwargs, method):
     if alpha is not None:
         kw["alpha"] = alpha
     t0 = time.perf_counter()
-    # the shared-topic model holds out cells for its enrichment table, as tl.bcnmf does
-    share = kw.pop("holdout", 0.2 if kw.get("n_shared") else 0.0)
+    # the shared-topic model (the default for counts without alpha) holds out cells for
+    # its enrichment table, as tl.bcnmf does
+    share = kw.pop("holdout", None)
+    if share is None:
+        share = 0.2 if BcNMF(k, **kw).resolved_model()[0] else 0.0
     n_t, n_b = Xt.shape[0], Xb.shape[0]
     held = held_out_cells(np.r_[np.ones(n_t, bool), np.zeros(n_b, bool)],
                           np.r_[np.zeros(n_t, bool), np.ones(n_b, bool)], share, seed)  # fmt: skip
@@ -175,7 +179,7 @@ def fit_bcnmf(Xt, Xb, k, alpha, seed, fit_kwargs, method):
             usage_t[ht], usage_b[hb] = m.transform(Xt[ht]), m.transform(Xb[hb])
     sec = time.perf_counter() - t0
     extra = {"held": (ht, hb)} if share > 0 else {}
-    return Fit(method, k, float(m.alpha), usage_t, usage_b, np.asarray(m.components_),
+    return Fit(method, k, m.alpha_, usage_t, usage_b, np.asarray(m.components_),
                True, sec, m, extra)  # fmt: skip
 
 

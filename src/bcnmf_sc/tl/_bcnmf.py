@@ -251,7 +251,9 @@ def bcnmf(
         layer=layer, mask_var=mask_var, loss=loss, check=check_k, check_counts=check_counts,
     )  # fmt: skip
     start = logg.info(
-        f"computing bcNMF with {n_topics} topics on {inp.n_target} target vs "
+        f"computing bcNMF with {n_topics} "
+        + (f"target + {n_shared_used} shared topics" if n_shared_used else "topics")
+        + f" on {inp.n_target} target vs "
         f"{int(inp.is_background.sum())} background cells x {inp.n_genes} genes"
     )
     held = held_out_cells(inp.is_target, inp.is_background, share, random_state)
