@@ -145,7 +145,9 @@ def test_existing_output_refused_then_overwritten(cmd, h5ad, capsys):
     rc, err = _call(cmd, [str(h5ad), "-o", str(out), *GROUPS, *FAST, "--force"], capsys)
     assert rc == 0, err
     res = ad.read_h5ad(out)
-    assert res.obsm["X_bcnmf"].shape == (80, 2) and "counts" in res.layers
+    # the default model for counts: 2 target topics + 16 shared ones
+    assert res.obsm["X_bcnmf"].shape == (80, 2 + 16) and "counts" in res.layers
+    assert res.uns["bcnmf"]["params"]["n_shared"] == 16
     assert not _leftovers(h5ad.parent)
 
 

@@ -101,11 +101,16 @@ def test_full_batch_objective_never_increases(loss, data):
     )
 
 
-def test_gauge_is_fixed_and_outputs_are_finite():
+@pytest.mark.parametrize(
+    "model",
+    [dict(n_shared=0, solver="full"), dict()],  # the contrast (full batch); the default
+    ids=["contrast", "shared"],
+)
+def test_gauge_is_fixed_and_outputs_are_finite(model):
     X, Y = _random_pair(seed=4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        m = BcNMF(5, solver="full", max_epochs=20).fit(X, Y)
+        m = BcNMF(5, max_epochs=20, **model).fit(X, Y)
     np.testing.assert_allclose(m.components_.sum(1), 1.0, rtol=1e-5)
     assert np.all(m.components_ > 0)
     for H in (m.usage_target_, m.usage_background_):
@@ -128,9 +133,15 @@ def test_same_seed_same_result_and_restarts_keep_the_best():
     assert c.objective_ <= a.objective_ + 1e-9
 
 
-def test_transform_reproduces_fitted_usages():
+@pytest.mark.parametrize(
+    "model",
+    [dict(n_shared=0, solver="full"), dict()],  # the contrast (full batch); the default
+    ids=["contrast", "shared"],
+)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_transform_reproduces_fitted_usages(model):
     X, Y = _random_pair(seed=6)
-    m = BcNMF(3, solver="full", max_epochs=100, dtype="float64").fit(X, Y)
+    m = BcNMF(3, max_epochs=100, dtype="float64", **model).fit(X, Y)
 
     def rel_err(H, ref):
         return np.abs(H - ref).sum(1) / ref.sum(1)
@@ -143,7 +154,7 @@ def test_transform_reproduces_fitted_usages():
 def test_convergence_warning_when_max_epochs_is_hit():
     X, Y = _random_pair(seed=7)
     with pytest.warns(ConvergenceWarning, match="max_epochs"):
-        m = BcNMF(3, solver="full", max_epochs=2, tol=1e-12).fit(X, Y)
+        m = BcNMF(3, n_shared=0, solver="full", max_epochs=2, tol=1e-12).fit(X, Y)
     assert not m.converged_ and m.n_epochs_ == 2
 
 
@@ -151,7 +162,7 @@ def test_tol_zero_runs_all_epochs_without_a_warning():
     X, Y = _random_pair(seed=7)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        m = BcNMF(3, solver="full", max_epochs=3, tol=0).fit(X, Y)
+        m = BcNMF(3, n_shared=0, solver="full", max_epochs=3, tol=0).fit(X, Y)
     assert not m.converged_ and m.n_epochs_ == 3
 
 
@@ -180,7 +191,9 @@ def test_auto_settings_follow_the_loss(loss, scaling, null_topic, init):
     X, Y = _random_pair(seed=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        m = BcNMF(2, loss=loss, solver="full", max_epochs=2).fit(X, Y)
+        # the contrast's auto settings (for counts "auto" is the shared model)
+        n_shared = 0 if loss == "kl" else "auto"
+        m = BcNMF(2, n_shared=n_shared, loss=loss, solver="full", max_epochs=2).fit(X, Y)
     assert (m.alpha_scaling_, m.null_topic_, m.init_) == (scaling, null_topic, init)
     # without a null topic the background has no baseline weights to report
     assert np.all(m.baseline_background_ == 0) == (null_topic == "none")
@@ -241,19 +254,23 @@ def test_bad_input_raises_with_a_helpful_message(make, params, message):
         BcNMF(**kw).fit(Xb, Yb)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_transform_checks_genes():
     X, Y = _random_pair(seed=11)
-    m = BcNMF(3, solver="full", max_epochs=5).fit(X, Y)
+    m = BcNMF(3, max_epochs=5).fit(X, Y)
     with pytest.raises(ValueError, match="same genes"):
         m.transform(X[:, :10])
     with pytest.raises(RuntimeError, match="not fitted"):
         BcNMF(3).transform(X)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_from_components_projects_like_the_fitted_model():
     X, Y = _random_pair(seed=12)
-    m = BcNMF(3, solver="full", max_epochs=20, dtype="float64").fit(X, Y)
-    p = BcNMF.from_components(m.components_ * 5.0, dtype="float64")
+    m = BcNMF(3, max_epochs=20, dtype="float64").fit(X, Y)
+    assert m.components_.shape == (3 + m.n_shared_, 60)
+    p = BcNMF.from_components(m.components_ * 5.0, n_shared=m.n_shared_, dtype="float64")
+    assert p.n_components == 3
     np.testing.assert_allclose(p.transform(X), m.transform(X), rtol=1e-10)
     with pytest.raises(ValueError, match="non-negative"):
         BcNMF.from_components(-m.components_)

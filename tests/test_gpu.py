@@ -11,10 +11,15 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 @pytest.mark.parametrize("loss", ["kl", "frobenius"])
-@pytest.mark.parametrize("solver", ["full", "minibatch"])
-def test_cuda_fit_matches_cpu(loss, solver):
+@pytest.mark.parametrize(
+    ("solver", "n_shared"),
+    # the contrast (full batch and minibatch); the default ("auto": shared topics for kl)
+    [("full", 0), ("minibatch", 0), ("minibatch", "auto")],
+)
+def test_cuda_fit_matches_cpu(loss, solver, n_shared):
     Xt, Xb, _ = target_background(n_target=300, n_background=300, n_genes=200, random_state=1)
     kw = dict(solver=solver, loss=loss, max_epochs=10, tol=0, dtype="float64", batch_size=128)
+    kw["n_shared"] = n_shared
     cpu = BcNMF(3, device="cpu", **kw).fit(Xt, Xb)
     gpu = BcNMF(3, device="cuda", **kw).fit(Xt, Xb)
     assert gpu.device_.type == "cuda"

@@ -129,7 +129,7 @@ BAD = {
     "random_state=1.5": dict(random_state=1.5),
     "random_state=-1": dict(random_state=-1),
     "tol='1e-5'": dict(tol="1e-5"),
-    "tol=None": dict(tol=None),
+    "tol=-1e-5": dict(tol=-1e-5),  # (tol=None is the default: the model's own tol)
     "device='meta'": dict(device="meta"),
     "key_added='run/1'": dict(key_added="run/1"),
 }
@@ -155,7 +155,7 @@ def test_bad_parameters_fail_before_reading(adata, case, monkeypatch):
     _unchanged(adata, before)
 
 
-@pytest.mark.parametrize("case", ["random_state='abc'", "tol=None", "key_added='run/1'"])
+@pytest.mark.parametrize("case", ["random_state='abc'", "tol=-1e-5", "key_added='run/1'"])
 def test_sweep_bad_parameters(adata, case):
     kw = {**BAD[case]}
     with pytest.raises(ValueError, match=MESSAGES[case.split("=")[0]]):

@@ -34,7 +34,8 @@ K = 4
 
 @pytest.fixture(scope="module")
 def fitted() -> AnnData:
-    """300 cells x 120 genes, 4 topics, a few epochs, and a cheap 2-d embedding."""
+    """300 cells x 120 genes, 4 target topics (+ 16 shared: the default), a few epochs, a
+    cheap 2-d embedding."""
     n_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -93,12 +94,27 @@ def _topic_names(adata) -> list[str]:
     return list(adata.uns["bcnmf"]["topics"])
 
 
+def _drawn(adata) -> list[str]:
+    """The topics drawn by default: the target topics (the fixture's fit has shared ones)."""
+    names = _topic_names(adata)
+    n_shared = adata.uns["bcnmf"]["params"]["n_shared"]
+    assert n_shared == 16 and len(names) == K + n_shared  # the default model for counts
+    return names[:K]
+
+
+def test_fixture_is_the_default_shared_model(fitted):
+    names = _topic_names(fitted)
+    assert names == [f"topic_{i}" for i in range(1, K + 1)] + [f"shared_{i}" for i in range(1, 17)]
+    assert _drawn(fitted) == names[:K]
+
+
 # ------------------------------------------------------------------ gene_loadings
 def _enriched_first(adata) -> list[str]:
-    """Topic names with the target-enriched ones first (in the table's order)."""
+    """Drawn topic names with the target-enriched ones first (in the table's order)."""
     table = adata.uns["bcnmf"]["enrichment"]
-    enriched = [str(t) for t in table.index[table["enriched"]]]
-    return enriched + [t for t in _topic_names(adata) if t not in enriched]
+    drawn = _drawn(adata)
+    enriched = [str(t) for t in table.index[table["enriched"]] if t in drawn]
+    return enriched + [t for t in drawn if t not in enriched]
 
 
 @pytest.mark.parametrize("rank_by", ["score", "loading"])
@@ -153,7 +169,7 @@ def test_heatmap_genes_grouped_by_topic(fitted):
     rows = [f"{t} (enriched)" if t in enriched else t for t in _enriched_first(fitted)]
     assert _labels(ax.get_yticklabels()) == rows
     genes = _labels(ax.get_xticklabels())
-    top = bc.get.top_genes(fitted, n_genes=5)
+    top = bc.get.top_genes(fitted, n_genes=5, topics=_drawn(fitted))
     assert len(genes) == len(set(genes)) == top["gene"].nunique()
     # each gene is listed under a topic it is a top gene of; groups follow the topic order
     home = top.sort_values("score", ascending=False).drop_duplicates("gene")
@@ -182,12 +198,12 @@ def test_dotplot_expression_by_condition(fitted):
     axes = bc.pl.gene_loadings(fitted, kind="dotplot", n_genes=4, show=False)
     assert isinstance(axes, dict) and "mainplot_ax" in axes
     main = axes["mainplot_ax"]
-    top = bc.get.top_genes(fitted, n_genes=4)
+    top = bc.get.top_genes(fitted, n_genes=4, topics=_drawn(fitted))
     top = pd.concat([top[top["topic"] == t] for t in _enriched_first(fitted)])
     assert _labels(main.get_xticklabels()) == list(top["gene"])
     assert sorted(_labels(main.get_yticklabels())) == ["background", "target"]
     group_texts = {t.get_text() for t in axes["gene_group_ax"].texts}
-    assert group_texts == set(_topic_names(fitted))
+    assert group_texts == set(_drawn(fitted))
     dp = bc.pl.gene_loadings(
         fitted, kind="dotplot", n_genes=3, groupby="cell_type", return_fig=True
     )
@@ -289,13 +305,13 @@ def test_usage_violin_panels(fitted):
     cats = list(fitted.obs["cell_type"].astype("category").cat.categories)
     assert _labels(axes[0].get_xticklabels()) == cats
     axes = bc.pl.usage(fitted, groupby="condition", show=False)
-    assert [a.get_title() for a in axes] == _topic_names(fitted)
+    assert [a.get_title() for a in axes] == _drawn(fitted)
 
 
 def test_usage_matrix_means(fitted):
     axes = bc.pl.usage(fitted, groupby="cell_type", kind="matrix", show=False)
     assert isinstance(axes, dict)
-    assert _labels(axes["mainplot_ax"].get_xticklabels()) == _topic_names(fitted)
+    assert _labels(axes["mainplot_ax"].get_xticklabels()) == _drawn(fitted)
     # proportions by default, raw usages on request
     by_type = fitted.obs["cell_type"].to_numpy()
     for proportions in (True, False):
@@ -304,8 +320,11 @@ def test_usage_matrix_means(fitted):
         )
         assert isinstance(mp, sc.pl.MatrixPlot)
         expected = bc.get.usage(fitted, proportions=proportions).groupby(by_type).mean()
+        expected = expected[_drawn(fitted)]  # proportions of all topics; the targets drawn
         np.testing.assert_allclose(mp.values_df.to_numpy(), expected.to_numpy(), rtol=1e-5)
-    mp = bc.pl.usage(fitted, groupby="cell_type", kind="matrix", return_fig=True)
+    # every topic drawn: the proportions add up to one
+    mp = bc.pl.usage(fitted, groupby="cell_type", kind="matrix", topics="all", return_fig=True)
+    assert list(mp.values_df.columns) == _topic_names(fitted)
     np.testing.assert_allclose(mp.values_df.sum(1), 1.0, rtol=1e-5)
     axes = bc.pl.usage(fitted, groupby="condition", topics=0, show=False)
     assert axes[0].get_ylabel() == "usage proportion"
@@ -327,7 +346,7 @@ def test_usage_errors(fitted):
 def test_topics_panels_on_embedding(fitted, basis):
     axes = bc.pl.topics(fitted, basis=basis, show=False)
     assert isinstance(axes, list) and len(axes) == K
-    assert [a.get_title() for a in axes] == _topic_names(fitted)
+    assert [a.get_title() for a in axes] == _drawn(fitted)
     # colours are the usage proportions by default, the usages on request
     W = fitted.obsm["X_bcnmf"]
     colours = np.sort(axes[0].collections[0].get_array())
@@ -345,7 +364,7 @@ def test_topics_with_obs_columns(fitted):
     axes = bc.pl.topics(fitted, color=["topic_3", "condition", "topic_1"], show=False)
     assert [a.get_title() for a in axes] == ["topic_3", "condition", "topic_1"]
     axes = bc.pl.topics(fitted, color="condition", show=False)
-    assert [a.get_title() for a in axes] == ["condition", *_topic_names(fitted)]
+    assert [a.get_title() for a in axes] == ["condition", *_drawn(fitted)]
     assert "condition_colors" not in fitted.uns  # scanpy's colours went to a throwaway
     with pytest.raises(KeyError, match=r"color \['nope'\] are neither \.obs columns nor"):
         bc.pl.topics(fitted, color=["nope"], show=False)
@@ -434,8 +453,9 @@ def test_unknown_key(fitted, name):
 
 @pytest.mark.parametrize("name", ["gene_loadings", "heatmap", "usage", "topics"])
 def test_bad_topics(fitted, name):
-    with pytest.raises(ValueError, match=r"Topic position 4 out of range 0\.\.3"):
-        CALLS[name](fitted, topics=[0, 4])
+    n = len(_topic_names(fitted))  # positions count every topic, the shared ones too
+    with pytest.raises(ValueError, match=rf"Topic position {n} out of range 0\.\.{n - 1}"):
+        CALLS[name](fitted, topics=[0, n])
     with pytest.raises(ValueError, match="Unknown topic 'topic_9'"):
         CALLS[name](fitted, topics="topic_9")
 

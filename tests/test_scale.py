@@ -16,6 +16,7 @@ import bcnmf_sc as bc
 from bcnmf_sc import BcNMF
 from bcnmf_sc._engine import engine_options, sparse
 from bcnmf_sc._engine.sparse import H5adRows, InMemoryRows, RowSource
+from bcnmf_sc.tl._bcnmf import held_out_cells
 
 
 class Counting(RowSource):
@@ -173,13 +174,18 @@ def test_full_solver_refuses_a_large_streamed_source(tmp_path):
     X = sp.random(1200, 30, density=0.3, random_state=0, format="csr", dtype=np.float32)
     ad.AnnData(X=X).write_h5ad(tmp_path / "x.h5ad")
     src = H5adRows(tmp_path / "x.h5ad")
-    with pytest.raises(ValueError, match="solver='full'"):
-        BcNMF(2, solver="full").fit_source(src.subset(rows=np.arange(600)), InMemoryRows(X))
+    with pytest.raises(ValueError, match="solver='full'"):  # the contrast's full batch
+        BcNMF(2, n_shared=0, solver="full").fit_source(
+            src.subset(rows=np.arange(600)), InMemoryRows(X)
+        )
     src.close()
 
 
 def test_torchrun_two_processes_match_one_process(tmp_path):
-    """`torchrun --nproc-per-node=2 -m bcnmf_sc.distributed` (gloo) = one process."""
+    """`torchrun --nproc-per-node=2 -m bcnmf_sc.distributed` (gloo) = one process.
+
+    The default model (16 shared topics, 20% of each group held out and projected).
+    """
     adata = _adata(n_target=600, n_background=500, n_genes=100, seed=1)
     path, out = tmp_path / "data.h5ad", tmp_path / "out.h5ad"
     adata.write_h5ad(path)
@@ -198,21 +204,30 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     res = ad.read_h5ad(out)
-    assert res.uns["bcnmf"]["params"]["n_processes"] == 2
+    p = res.uns["bcnmf"]["params"]
+    assert p["n_processes"] == 2 and p["n_shared"] == 16 and p["holdout"] == 0.2
 
     is_t = (adata.obs["condition"] == "target").to_numpy()
     is_b = (adata.obs["condition"] == "background").to_numpy()
+    held = held_out_cells(is_t, is_b, 0.2, 0)  # as tl.bcnmf, with --seed's default 0
+    assert p["n_held_out"] == held.sum() > 0
+    fit_t, fit_b = is_t & ~held, is_b & ~held
     genes = adata.var["highly_variable"].to_numpy()
     src = H5adRows(path).subset(cols=genes)
     kw = dict(solver="minibatch", batch_size=128, max_epochs=3, tol=0, dtype="float64")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        one = BcNMF(3, device="cpu", **kw).fit_source(src.subset(rows=is_t), src.subset(rows=is_b))
+        one = BcNMF(3, device="cpu", **kw).fit_source(
+            src.subset(rows=fit_t), src.subset(rows=fit_b)
+        )
+    assert one.n_shared_ == 16 and res.obsm["X_bcnmf"].shape == (adata.n_obs, 3 + 16)
     np.testing.assert_allclose(res.varm["bcnmf_loadings"][genes], one.components_.T, rtol=1e-8)
-    np.testing.assert_allclose(res.obsm["X_bcnmf"][is_t], one.usage_target_, rtol=1e-7)
-    np.testing.assert_allclose(res.obsm["X_bcnmf"][is_b], one.usage_background_, rtol=1e-7)
+    np.testing.assert_allclose(res.obsm["X_bcnmf"][fit_t], one.usage_target_, rtol=1e-7)
+    np.testing.assert_allclose(res.obsm["X_bcnmf"][fit_b], one.usage_background_, rtol=1e-7)
     np.testing.assert_allclose(res.uns["bcnmf"]["objective"], one.objective_, rtol=1e-10)
-    # projected cells: each process solves its own shard (stopping per batch), as here
-    Xo = adata.X[~(is_t | is_b)][:, genes]
+    # projected cells (neither group, and the held-out ones): each process solves its own
+    # shard (stopping per batch), as here
+    projected = ~(fit_t | fit_b)
+    Xo = adata.X[projected][:, genes]
     halves = [one.transform(Xo[part]) for part in np.array_split(np.arange(Xo.shape[0]), 2)]
-    np.testing.assert_allclose(res.obsm["X_bcnmf"][~(is_t | is_b)], np.vstack(halves), rtol=1e-7)
+    np.testing.assert_allclose(res.obsm["X_bcnmf"][projected], np.vstack(halves), rtol=1e-7)

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 import bcnmf_sc as bc
 from bcnmf_sc import BcNMF
-from bcnmf_sc._engine.problem import Group
+from bcnmf_sc._engine.problem import DEFAULT_ALPHA, DEFAULT_SHARED, Group, resolve_model
 from bcnmf_sc._engine.solver import group_stats
 from bcnmf_sc.tl._bcnmf import held_out_cells
 
@@ -55,7 +55,7 @@ def test_shapes_objective_and_parameter_rules():
     assert m.transform(X[:5]).shape == (5, 6)
     again = BcNMF.from_components(m.components_, n_shared=4)
     assert again.n_components == 2
-    with pytest.raises(ValueError, match="n_shared must be an integer >= 0"):
+    with pytest.raises(ValueError, match="n_shared must be 'auto' or an integer >= 0, got -1"):
         BcNMF(2, n_shared=-1).fit(X, Y)
     with pytest.raises(ValueError, match="minibatch solver"):
         BcNMF(2, n_shared=3, solver="full").fit(X, Y)
@@ -114,9 +114,8 @@ def test_tl_holdout_rules():
     ad = bc.datasets.simulate(n_target=100, n_background=100, n_genes=200, random_state=0)
     with pytest.raises(ValueError, match="holdout must be a number"):
         bc.tl.bcnmf(ad, "condition", "background", n_topics=2, holdout=1.5)
-    with pytest.raises(ValueError, match="consensus=True is not available"):
-        bc.tl.bcnmf(ad, "condition", "background", n_topics=2, n_shared=2, consensus=True,
-                    n_init=2)  # fmt: skip
+    # consensus=True with shared topics, refused before, works now (see
+    # test_tl_consensus_with_shared_topics)
     assert "bcnmf" not in ad.uns
 
 
@@ -129,3 +128,166 @@ def test_score_source_reproduces_the_shared_objective():
     m.score_source(bc.InMemoryRows(X), bc.InMemoryRows(Y))
     assert m.objective_ == pytest.approx(m.target_term_ + m.background_term_, rel=1e-6)
     assert np.allclose((m.objective_, m.target_term_, m.background_term_), fitted, rtol=1e-3)
+
+
+# ------------------------------------------------- the default model (n_shared="auto")
+def test_resolve_model_rules():
+    assert (DEFAULT_SHARED, DEFAULT_ALPHA) == (16, 2.0)
+    # "auto": shared topics for counts without an alpha; the contrast otherwise
+    assert resolve_model("auto", None, "kl") == (16, None)
+    assert resolve_model("auto", 0.5, "kl") == (0, 0.5)
+    assert resolve_model("auto", 0.0, "kl") == (0, 0.0)  # alpha=0 is an alpha: plain NMF
+    assert resolve_model("auto", None, "frobenius") == (0, DEFAULT_ALPHA)
+    assert resolve_model("auto", 1.5, "frobenius") == (0, 1.5)
+    # explicit n_shared: as given; the contrast's alpha defaults to DEFAULT_ALPHA
+    assert resolve_model(0, None, "kl") == (0, DEFAULT_ALPHA)
+    assert resolve_model(4, None, "kl") == (4, None)
+    for alpha in (2.0, 0.0):
+        with pytest.raises(ValueError, match="pass n_shared=0 with it"):
+            resolve_model(4, alpha, "kl")
+    # the estimator resolves the same way, and refuses the clash when fitting
+    assert BcNMF(2).resolved_model() == (16, None)
+    assert BcNMF(2, alpha=1.0).resolved_model() == (0, 1.0)
+    assert BcNMF(2, loss="frobenius").resolved_model() == (0, DEFAULT_ALPHA)
+    assert BcNMF(2, n_shared=0).resolved_model() == (0, DEFAULT_ALPHA)
+    with pytest.raises(ValueError, match="n_shared=0"):
+        BcNMF(2, n_shared=3, alpha=1.0).fit(np.ones((4, 3)), np.ones((4, 3)))
+
+
+def test_fitted_model_attributes_and_defaults():
+    ad = bc.datasets.simulate(
+        n_target=60, n_background=60, n_genes=60, n_markers=5, n_program_genes=5, random_state=0
+    )
+    X, Y, _ = _split(ad)
+    with pytest.warns(bc.ConvergenceWarning, match="max_epochs=200 .*tol=5e-05"):
+        shared = BcNMF(2, random_state=0).fit(X, Y)  # the defaults: 200 epochs, tol 5e-5
+    assert (shared.n_shared_, shared.alpha_, shared.tol_) == (16, None, 5e-5)
+    assert (shared.solver_, shared.init_, shared.n_epochs_) == ("minibatch", "random", 200)
+    assert shared.components_.shape == (18, 60) and shared.usage_target_.shape == (60, 18)
+    contrast = BcNMF(2, alpha=1.0, random_state=0).fit(X, Y)
+    assert (contrast.n_shared_, contrast.alpha_, contrast.tol_) == (0, 1.0, 1e-5)
+    assert contrast.init_ == "contrastive" and contrast.components_.shape == (2, 60)
+
+
+def _tl(ad, **kw):
+    bc.tl.bcnmf(ad, "condition", "background", n_topics=2, max_epochs=5, progress=False,
+                device="cpu", **kw)  # fmt: skip
+
+
+SHARED_NAMES = ["topic_1", "topic_2"] + [f"shared_{i}" for i in range(1, 17)]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_tl_default_is_the_shared_model_and_alpha_the_contrast():
+    ad = bc.datasets.simulate(
+        n_target=80, n_background=80, n_genes=100, n_markers=10, n_program_genes=10, random_state=0
+    )
+    _tl(ad)
+    res, p = ad.uns["bcnmf"], ad.uns["bcnmf"]["params"]
+    assert ad.obsm["X_bcnmf"].shape == (160, 2 + 16)
+    assert ad.varm["bcnmf_loadings"].shape == (100, 2 + 16)
+    assert res["topics"] == SHARED_NAMES
+    assert sorted(res["enrichment"].index) == sorted(SHARED_NAMES)
+    assert p["n_shared"] == 16 and p["holdout"] == 0.2 and "alpha" not in p
+    assert p["n_held_out"] == 16 + 16 and p["tol"] == 5e-5
+    # an alpha: the contrast, K topics, nothing held out
+    _tl(ad, alpha=2, key_added="c")
+    res, p = ad.uns["c"], ad.uns["c"]["params"]
+    assert ad.obsm["X_c"].shape == (160, 2) and ad.varm["c_loadings"].shape == (100, 2)
+    assert res["topics"] == ["topic_1", "topic_2"]
+    assert p["n_shared"] == 0 and p["alpha"] == 2.0 and p["holdout"] == 0.0
+    assert p["n_held_out"] == 0 and p["tol"] == 1e-5
+    # ... and its enrichment table compares all the (training) cells of the two groups
+    t = (ad.obs["condition"] == "target").to_numpy()
+    prop = ad.obsm["X_c"] / ad.obsm["X_c"].sum(1, keepdims=True)
+    auroc = [roc_auc_score(t, prop[:, k]) for k in range(2)]
+    np.testing.assert_allclose(res["enrichment"].loc[res["topics"], "auroc"], auroc, atol=1e-9)
+    # shared topics with every cell in training
+    _tl(ad, holdout=0, key_added="h")
+    assert ad.uns["h"]["params"]["n_held_out"] == 0 and ad.obsm["X_h"].shape == (160, 18)
+    # an alpha with shared topics: refused before anything is written
+    before = sorted(ad.uns)
+    with pytest.raises(ValueError, match="n_shared=0"):
+        _tl(ad, n_shared=4, alpha=2, key_added="bad")
+    assert sorted(ad.uns) == before and "X_bad" not in ad.obsm
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_tl_consensus_with_shared_topics():
+    ad = bc.datasets.simulate(
+        n_target=80, n_background=80, n_genes=100, n_markers=10, n_program_genes=10, random_state=0
+    )
+    _tl(ad, consensus=True, n_init=2)
+    res = ad.uns["bcnmf"]
+    assert res["topics"] == SHARED_NAMES and ad.obsm["X_bcnmf"].shape == (160, 18)
+    assert res["params"]["consensus"] and res["params"]["n_shared"] == 16
+    enr = res["enrichment"]
+    assert list(enr.columns)[-1] == "stability" and len(enr) == 18
+    assert enr["stability"].notna().all() and enr["stability"].between(0, 1).all()
+    cons = res["consensus"]
+    assert len(cons["stability"]) == len(cons["n_kept"]) == 18
+    np.testing.assert_allclose(cons["stability"], enr["stability"].reindex(SHARED_NAMES))
+    assert len(cons["objectives"]) == 2 and np.all((cons["n_kept"] >= 1) & (cons["n_kept"] <= 2))
+    np.testing.assert_allclose(ad.varm["bcnmf_loadings"].sum(0), 1.0, rtol=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning")
+def test_pl_draws_the_target_topics_unless_asked_for_all():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    ad = bc.datasets.simulate(
+        n_target=80, n_background=80, n_genes=100, n_markers=10, n_program_genes=10, random_state=0
+    )
+    _tl(ad)
+    ad.obsm["X_umap"] = np.random.default_rng(0).normal(size=(ad.n_obs, 2))
+    try:
+        titles = [a.get_title() for a in bc.pl.topics(ad, show=False)]
+        assert titles == ["topic_1", "topic_2"]
+        titles = [a.get_title() for a in bc.pl.topics(ad, topics="all", show=False)]
+        assert titles == SHARED_NAMES
+        usage = bc.pl.usage(ad, groupby="condition", show=False)
+        assert [a.get_title() for a in usage] == ["topic_1", "topic_2"]
+        usage = bc.pl.usage(ad, groupby="condition", topics="all", show=False)
+        assert [a.get_title() for a in usage] == SHARED_NAMES
+
+        def rows(**kw):
+            ax = bc.pl.gene_loadings(ad, kind="heatmap", n_genes=3, show=False, **kw)
+            return [t.get_text().removesuffix(" (enriched)") for t in ax.get_yticklabels()]
+
+        assert sorted(rows()) == ["topic_1", "topic_2"]
+        assert sorted(rows(topics="all")) == sorted(SHARED_NAMES)
+        panels = bc.pl.gene_loadings(ad, n_genes=3, show=False)
+        assert len(panels) == 2 and len(panels[0].figure.axes) == 2
+        # a shared topic by name or position: drawn when asked for
+        asked = bc.pl.topics(ad, topics=["shared_3", 2], show=False)
+        assert [a.get_title() for a in asked] == ["shared_3", "shared_1"]
+    finally:
+        plt.close("all")
+
+
+@pytest.mark.parametrize("cmd", ["fit", "distributed"])
+def test_cli_refuses_shared_topics_with_alpha(cmd, tmp_path, capsys):
+    from bcnmf_sc import cli, distributed
+
+    ad = bc.datasets.simulate(
+        n_target=40, n_background=40, n_genes=60, n_markers=5, n_program_genes=5, random_state=0
+    )
+    path, out = tmp_path / "in.h5ad", tmp_path / "out.h5ad"
+    ad.write_h5ad(path)
+    before = path.read_bytes()
+    argv = [str(path), "-o", str(out), "--background-key", "condition", "--background"]
+    argv += ["background", "-k", "2", "--max-epochs", "2", "--device", "cpu"]
+    argv += ["--n-shared", "16", "--alpha", "2"]
+    main, prefix = (cli.main, ["fit"]) if cmd == "fit" else (distributed.main, [])
+    rc = main([*prefix, *argv])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+    prefix_err = "bcnmf-sc: error:" if cmd == "fit" else "bcnmf_sc.distributed: error:"
+    assert lines[0].startswith(prefix_err), err
+    assert "--alpha" in lines[0] and "--n-shared 0" in lines[0], err
+    assert not out.exists() and path.read_bytes() == before

@@ -224,9 +224,14 @@ def test_rule_fallbacks():
 # --------------------------------------------------------------- consensus
 @pytest.fixture(scope="module")
 def consensus_runs() -> dict:
-    """Consensus and single fits with two random_states each (random starts, as cNMF)."""
+    """Consensus and single fits with two random_states each (random starts, as cNMF).
+
+    The contrast (``n_shared=0``): test_consensus_outputs refits its restarts with
+    BcNMF and recomputes their consensus (the shared-topic model's consensus is tested
+    in test_shared_topics.py).
+    """
     adata = _sim()
-    kw = {**FAST, "engine_kwargs": {"solver": "minibatch", "init": "random"}}
+    kw = {**FAST, "n_shared": 0, "engine_kwargs": {"solver": "minibatch", "init": "random"}}
     out = {}
     for rs in (0, 1):
         for name, extra in (("single", {}), ("consensus", {"n_init": 3, "consensus": True})):
@@ -264,7 +269,7 @@ def test_consensus_outputs(consensus_runs):
     assert np.isfinite(res["objective"])
     # the written loadings are the consensus of the restarts refitted here
     X, Y, _ = _split(ad)
-    eng = {**ENGINE, "init": "random"}
+    eng = {**ENGINE, "n_shared": 0, "init": "random"}
     fits = [bc.BcNMF(4, random_state=s, **eng).fit(X, Y) for s in restart_seeds(0, 3)]
     np.testing.assert_allclose([f.objective_ for f in fits], cons["objectives"], rtol=1e-9)
     expected = consensus_components([f.components_ for f in fits], reference=cons["reference"])
@@ -422,7 +427,8 @@ def test_heldout_loss_is_finite_when_a_gene_has_no_training_counts():
     X[40:, 0] = 5  # ... and counts in every held-out cell
     X = X.tocsr()
     train, test = InMemoryRows(X[:40]), InMemoryRows(X[40:])
-    model = BcNMF(2, solver="full", max_epochs=20, random_state=0).fit_source(
+    # the sweep's model, the contrast (its full-batch solver)
+    model = BcNMF(2, n_shared=0, solver="full", max_epochs=20, random_state=0).fit_source(
         train, InMemoryRows(Y)
     )
     with warnings.catch_warnings():

@@ -86,7 +86,10 @@ def test_fit_uses_n_jobs_and_restores(data, solver):
     Xt, Xb = data
     torch.set_num_threads(1)
     src_t, src_b = SpyRows(Xt), SpyRows(Xb)
-    model = BcNMF(3, solver=solver, max_epochs=2, tol=0, n_jobs=2, batch_size=100)
+    n_shared = 0 if solver == "full" else "auto"  # full batch: the contrast only
+    model = BcNMF(
+        3, n_shared=n_shared, solver=solver, max_epochs=2, tol=0, n_jobs=2, batch_size=100
+    )
     model.fit_source(src_t, src_b)
     assert src_t.seen == {2} and src_b.seen == {2}
     assert torch.get_num_threads() == 1
@@ -105,10 +108,9 @@ def test_result_does_not_depend_on_threads(data, solver):
     results are compared with a float32 tolerance, not bit for bit.
     """
     Xt, Xb = data
-    fits = [
-        BcNMF(3, solver=solver, max_epochs=4, tol=0, n_jobs=n, dtype="float64").fit(Xt, Xb)
-        for n in (1, 2)
-    ]
+    kw = dict(solver=solver, max_epochs=4, tol=0, dtype="float64")
+    kw["n_shared"] = 0 if solver == "full" else "auto"  # full batch: the contrast only
+    fits = [BcNMF(3, n_jobs=n, **kw).fit(Xt, Xb) for n in (1, 2)]
     np.testing.assert_allclose(fits[0].components_, fits[1].components_, rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(fits[0].usage_target_, fits[1].usage_target_, rtol=1e-6, atol=1e-9)
     assert fits[0].objective_ == pytest.approx(fits[1].objective_, rel=1e-9)

@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 import bcnmf_sc as bc
 from bcnmf_sc.datasets import simulate
+from bcnmf_sc.tl._bcnmf import held_out_cells
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
@@ -23,6 +24,8 @@ pytestmark = [
 
 FAST = {"n_topics": 3, "max_epochs": 20, "progress": False, "device": "cpu"}
 TINY = {"n_topics": 2, "max_epochs": 3, "progress": False, "device": "cpu"}
+S = 16  # shared topics of the default model for counts (n_shared="auto", no alpha)
+TOPICS = [f"topic_{i}" for i in range(1, 4)] + [f"shared_{i}" for i in range(1, S + 1)]
 
 
 def _small(n_target=150, n_background=150, n_genes=200, seed=0) -> AnnData:
@@ -38,7 +41,10 @@ def _small(n_target=150, n_background=150, n_genes=200, seed=0) -> AnnData:
 
 @pytest.fixture(scope="module")
 def fitted() -> AnnData:
-    """200 target, 150 background and 50 'other' cells (projected, not fitted)."""
+    """150 target, 150 background and 50 'other' cells (projected, not fitted).
+
+    The default model: 3 target + 16 shared topics; 20% of each group held out.
+    """
     adata = _small(n_target=150, n_background=200)
     group = adata.obs["condition"].astype(str).to_numpy().copy()
     group[np.flatnonzero(group == "background")[:50]] = "other"
@@ -75,7 +81,7 @@ def _assert_unchanged(adata: AnnData, snap: dict) -> None:
 
 # ------------------------------------------------------------------ outputs
 def test_outputs_shapes_and_values(fitted):
-    K = 3
+    K = 3 + S  # target topics, then the shared ones
     U = fitted.obsm["X_bcnmf"]
     L = fitted.varm["bcnmf_loadings"]
     assert U.shape == (fitted.n_obs, K)
@@ -83,7 +89,7 @@ def test_outputs_shapes_and_values(fitted):
     assert np.all(U >= 0) and np.all(L >= 0)
     np.testing.assert_allclose(L.sum(0), 1.0, rtol=1e-5)
     res = fitted.uns["bcnmf"]
-    assert res["topics"] == ["topic_1", "topic_2", "topic_3"]
+    assert res["topics"] == TOPICS
     assert np.isfinite(res["objective"])
     hist = res["history"]
     assert set(hist) >= {"epoch", "objective", "target", "background"}
@@ -111,7 +117,10 @@ def test_params_recorded(fitted):
     assert p["loss"] == "kl"
     assert p["max_epochs"] == 20
     assert p["random_state"] == 0
-    assert p["alpha"] == bc.BcNMF().alpha  # alpha=None -> engine default, recorded
+    # n_shared="auto" -> the shared-topic model, which has no alpha (None: left out)
+    assert p["n_shared"] == S and "alpha" not in p
+    assert p["tol"] == 5e-5  # tol=None -> the shared model's default, recorded
+    assert p["holdout"] == 0.2 and p["n_held_out"] == 30 + 30  # 20% of each group
     assert p["n_target"] == 150 and p["n_background"] == 150
     assert "layer" not in p  # None values are left out (h5ad-friendly)
 
@@ -120,6 +129,10 @@ def test_explicit_alpha_recorded():
     adata = _small(n_target=80, n_background=80, n_genes=120)
     bc.tl.bcnmf(adata, "condition", "background", alpha=0.37, **TINY)
     assert adata.uns["bcnmf"]["params"]["alpha"] == pytest.approx(0.37)
+    assert adata.uns["bcnmf"]["params"]["n_shared"] == 0  # an alpha: the contrast
+    # the contrast without an alpha: the engine's default alpha, recorded
+    bc.tl.bcnmf(adata, "condition", "background", n_shared=0, key_added="c", **TINY)
+    assert adata.uns["c"]["params"]["alpha"] == 2.0
 
 
 def test_enrichment_sorted_and_correct(fitted):
@@ -135,21 +148,25 @@ def test_enrichment_sorted_and_correct(fitted):
         "excess",
         "target_only",
     ]
-    assert sorted(enr.index) == ["topic_1", "topic_2", "topic_3"]
+    assert sorted(enr.index) == sorted(TOPICS)
     assert np.all(np.diff(enr["log2fc"].to_numpy()) <= 0)
     assert np.all((enr["pval_adj"] >= enr["pval"] - 1e-15) & (enr["pval_adj"] <= 1))
-    # independent AUROC for each topic on usage proportions
+    # independent AUROC for each topic on usage proportions, of the held-out cells (the
+    # shared-topic model's table compares the cells left out of training)
     U = fitted.obsm["X_bcnmf"]
     prop = U / U.sum(1, keepdims=True)
     grp = fitted.obs["group"].to_numpy()
-    sel = grp != "other"
+    held = held_out_cells(grp == "target", grp == "background", 0.2, 0)
+    assert held.sum() == fitted.uns["bcnmf"]["params"]["n_held_out"] == 60
+    sel = (grp != "other") & held
     y = grp[sel] == "target"
+    assert y.sum() == 30 and (~y).sum() == 30
     for name, row in enr.iterrows():
-        k = int(name.split("_")[1]) - 1
+        k = TOPICS.index(name)
         assert row["auroc"] == pytest.approx(roc_auc_score(y, prop[sel, k]), abs=1e-9)
         assert row["mean_target"] == pytest.approx(prop[sel][y, k].mean())
         mt, mb = prop[sel][y, k].mean(), prop[sel][~y, k].mean()
-        eps = 1e-3 / 3  # the pseudo-count: a thousandth of the mean proportion 1/K
+        eps = 1e-3 / len(TOPICS)  # the pseudo-count: a thousandth of the mean proportion 1/K
         assert row["log2fc"] == pytest.approx(np.log2((mt + eps) / (mb + eps)), rel=1e-6)
         welch = ttest_ind(prop[sel][y, k], prop[sel][~y, k], equal_var=False).pvalue
         assert row["pval"] == pytest.approx(welch, rel=1e-6, abs=1e-300)
@@ -162,7 +179,7 @@ def test_enrichment_sorted_and_correct(fitted):
     # above the background's (topics used significantly more by the target only)
     weights = np.zeros(prop.shape[1])
     for name, row in enr.iterrows():
-        k = int(name.split("_")[1]) - 1
+        k = TOPICS.index(name)
         mt, mb = prop[sel][y, k].mean(), prop[sel][~y, k].mean()
         if mt > mb and row["pval_adj"] < 0.05:
             weights[k] = 1 - mb / mt
@@ -218,7 +235,7 @@ def test_view_input_with_copy():
     view = adata[::2]
     assert view.is_view
     out = bc.tl.bcnmf(view, "condition", "background", copy=True, key_added="v", **TINY)
-    assert out.obsm["X_v"].shape == (adata.n_obs // 2, 2)
+    assert out.obsm["X_v"].shape == (adata.n_obs // 2, 2 + S)
     assert "X_v" not in adata.obsm
 
 
@@ -398,7 +415,8 @@ def test_transform_writes_what_pl_and_tl_need(fitted, tmp_path):
     assert res["topics"] == list(ref["topics"])
     assert res["params"]["projected"] is True
     assert res["params"]["n_genes_matched"] == int((fitted.varm["bcnmf_loadings"].sum(1) > 0).sum())
-    assert res["params"]["alpha"] == ref["params"]["alpha"]
+    assert res["params"]["n_shared"] == ref["params"]["n_shared"] == S  # the model's params
+    assert "alpha" not in res["params"] and "alpha" not in ref["params"]
     pd.testing.assert_frame_equal(res["enrichment"], ref["enrichment"])
     # the loadings follow the query's gene order
     np.testing.assert_allclose(
@@ -406,7 +424,8 @@ def test_transform_writes_what_pl_and_tl_need(fitted, tmp_path):
     )
     # what used to raise KeyError on a query
     table = bc.tl.topic_enrichment(query, "cell_type")
-    assert len(table) == query.obs["cell_type"].nunique() * 3
+    assert len(table) == query.obs["cell_type"].nunique() * (3 + S)
+    # the plots draw the target topics by default, as on the reference
     assert len(bc.pl.topics(query, show=False)) == 3
     assert len(bc.pl.usage(query, groupby="cell_type", show=False)) == 3
     bc.pl.topic_enrichment(query, groupby="cell_type", show=False)
@@ -430,7 +449,7 @@ def test_transform_needs_half_the_genes(fitted):
     partial = fitted[:, :150].copy()
     del partial.obsm["X_bcnmf"]
     bc.tl.bcnmf_transform(partial, fitted)
-    assert partial.obsm["X_bcnmf"].shape == (fitted.n_obs, 3)
+    assert partial.obsm["X_bcnmf"].shape == (fitted.n_obs, 3 + S)
 
 
 # ------------------------------------------------------------- enrichment
@@ -439,14 +458,19 @@ def test_topic_enrichment_by_group(fitted, tmp_path):
     df = bc.tl.topic_enrichment(adata, "cell_type")
     types = list(adata.obs["cell_type"].cat.categories)
     assert sorted(df["group"].unique()) == sorted(types)
-    assert len(df) == len(types) * 3
+    assert len(df) == len(types) * (3 + S)
     for _, sub in df.groupby("group"):
         assert np.all(np.diff(sub["log2fc"].to_numpy()) <= 0)
-        assert sorted(sub["topic"]) == ["topic_1", "topic_2", "topic_3"]
+        assert sorted(sub["topic"]) == sorted(TOPICS)
     stored = adata.uns["bcnmf"]["enrichment_cell_type"]
     pd.testing.assert_frame_equal(stored, df)
-    # a specific reference: target vs background reproduces the bcnmf table
-    df2 = bc.tl.topic_enrichment(adata, "group", groups="target", reference="background")
+    # a specific reference: target vs background reproduces the bcnmf table, which
+    # compares the held-out cells
+    grp = adata.obs["group"].to_numpy()
+    held = held_out_cells(grp == "target", grp == "background", 0.2, 0)
+    df2 = bc.tl.topic_enrichment(
+        adata[held].copy(), "group", groups="target", reference="background"
+    )
     enr = adata.uns["bcnmf"]["enrichment"]
     np.testing.assert_allclose(df2["auroc"].to_numpy(), enr["auroc"].to_numpy())
     np.testing.assert_allclose(df2["pval"].to_numpy(), enr["pval"].to_numpy())
