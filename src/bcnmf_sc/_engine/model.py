@@ -347,6 +347,7 @@ class BcNMF:
 
     def _check_params(self) -> None:
         v.check_params(self.get_params(), self._parameter_constraints)
+        self.resolved_model()  # an alpha with n_shared > 0 fails here, before any data
 
     def resolved_model(self) -> tuple[int, float | None]:
         """``(n_shared, alpha)`` of the model these parameters select (``"auto"`` resolved).
