@@ -173,9 +173,9 @@ def bcnmf(
     -------
     ``None``, or a new AnnData when ``copy=True``. Sets
 
-    ``.obsm[f"X_{key_added}"]`` : ndarray (n_obs, n_topics)
-        Topic usages of every cell.
-    ``.varm[f"{key_added}_loadings"]`` : ndarray (n_vars, n_topics)
+    ``.obsm[f"X_{key_added}"]`` : ndarray (n_obs, n_topics + n_shared)
+        Topic usages of every cell (target topics first, then the shared ones).
+    ``.varm[f"{key_added}_loadings"]`` : ndarray (n_vars, n_topics + n_shared)
         Gene loadings; each topic's loadings over the used genes sum to one.
     ``.obs[f"{key_added}_target_score"]`` : float
         Each cell's estimated share of usage that the background does not have:
