@@ -73,7 +73,6 @@ HERE = Path(__file__).resolve().parent
 CONTENDERS = [
     "bcnmf", "bcnmf_long", "bcnmf_contrast", "published100", "published300", "sklearn", "cpca"
 ]  # fmt: skip
-DEFAULT_ALPHA = 2.0  # the contrast's default (bcnmf_sc._engine.problem.DEFAULT_ALPHA)
 SIZES = {  # name: (target cells, background cells, genes, density, K list)
     "tiny": (300, 300, 200, 0.2, [3]),
     "quick": (4000, 4000, 2000, 0.2, [10]),
@@ -183,6 +182,7 @@ def run_contender(
     import torch
 
     import bcnmf_sc  # noqa: F401  (every library imported before the baseline memory)
+    from bcnmf_sc._engine.problem import DEFAULT_ALPHA  # the contrast's default alpha
 
     torch.set_num_threads(n_jobs)
     d = np.load(data, allow_pickle=False)

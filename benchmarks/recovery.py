@@ -88,7 +88,7 @@ from _nbsim import nb_simulate  # noqa: E402
 
 from bcnmf_sc import BcNMF  # noqa: E402
 from bcnmf_sc.datasets import simulate, simulation_families  # noqa: E402
-from bcnmf_sc.tl._bcnmf import held_out_cells  # noqa: E402
+from bcnmf_sc.tl._bcnmf import held_out_cells, holdout_share  # noqa: E402
 from bcnmf_sc.tl._enrichment import (  # noqa: E402
     compare_usage,
     target_score,
@@ -162,9 +162,7 @@ def fit_bcnmf(Xt, Xb, k, alpha, seed, fit_kwargs, method):
     t0 = time.perf_counter()
     # the shared-topic model (the default for counts without alpha) holds out cells for
     # its enrichment table, as tl.bcnmf does
-    share = kw.pop("holdout", None)
-    if share is None:
-        share = 0.2 if BcNMF(k, **kw).resolved_model()[0] else 0.0
+    share = holdout_share(kw.pop("holdout", None), BcNMF(k, **kw).resolved_model()[0])
     n_t, n_b = Xt.shape[0], Xb.shape[0]
     held = held_out_cells(np.r_[np.ones(n_t, bool), np.zeros(n_b, bool)],
                           np.r_[np.zeros(n_t, bool), np.ones(n_b, bool)], share, seed)  # fmt: skip

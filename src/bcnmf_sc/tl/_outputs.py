@@ -71,14 +71,15 @@ def fit_params(
     ``inputs`` is the :class:`~bcnmf_sc.tl._inputs.Inputs` the model was fitted on;
     ``extra`` (e.g. ``check_counts``, ``n_processes``) is added after ``device``.
     """
+    n_shared, alpha = model.resolved_model()
     return {
         "background_key": background_key,
         "background": [plain(v) for v in inputs.background],
         "target": [plain(v) for v in inputs.target],
         "n_topics": int(n_topics),
-        "n_shared": model.resolved_model()[0],
+        "n_shared": n_shared,
         "holdout": float(holdout),
-        "alpha": model.resolved_model()[1],
+        "alpha": alpha,
         "loss": loss,
         "layer": layer,
         "mask_var": inputs.mask_name,
