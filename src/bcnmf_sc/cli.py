@@ -147,7 +147,7 @@ def _fit(args: argparse.Namespace) -> None:
     with atomic_output(out, overwrite=args.overwrite) as tmp:
         adata.write_h5ad(tmp)
     enr = adata.uns[args.key_added]["enrichment"]
-    print(f"wrote {out} ({adata.n_obs} cells, {args.n_topics} topics)")
+    print(f"wrote {out} ({adata.n_obs} cells, {len(enr)} topics)")
     print(f"most target-enriched topic: {enr.index[0]} (log2FC {enr['log2fc'].iloc[0]:.2f})")
 
 
