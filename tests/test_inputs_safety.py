@@ -132,12 +132,22 @@ BAD = {
     "tol=-1e-5": dict(tol=-1e-5),  # (tol=None is the default: the model's own tol)
     "device='meta'": dict(device="meta"),
     "key_added='run/1'": dict(key_added="run/1"),
+    "alpha='2'": dict(alpha="2"),
+    "alpha=nan": dict(alpha=float("nan")),
+    "alpha=-1": dict(alpha=-1.0),
+    "loss='poisson'": dict(loss="poisson"),
+    "n_shared=-1": dict(n_shared=-1),
+    "alpha with n_shared=4": dict(alpha=2.0, n_shared=4),
 }
 MESSAGES = {
     "random_state": "random_state must be",
     "tol": "tol must be a number",
     "device": "Unknown device 'meta'",
     "key_added": "'/'.*h5ad",
+    "alpha": "alpha must be",
+    "loss": "Unknown loss 'poisson'",
+    "n_shared": "n_shared must be",
+    "alpha with n_shared": "no effect in the shared-topic model",
 }
 
 

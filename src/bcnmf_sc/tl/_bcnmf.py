@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from bcnmf_sc._warnings import at_user_line
 from ._checks import check_key, check_unique_var_names
 from ._consensus import consensus_model, restart_seeds
 from ._enrichment import score_weights, target_score
-from ._inputs import LOSSES, matrix_source, prepare_inputs, scanpy_n_jobs
+from ._inputs import matrix_source, prepare_inputs, scanpy_n_jobs
 from ._outputs import fit_params, fit_result, transform_result, write_result
 
 __all__ = ["bcnmf", "bcnmf_transform"]
@@ -29,18 +28,13 @@ _ENGINE_SET = (
 
 
 # ------------------------------------------------------------------------ bcnmf
-def _check_args(key_added, loss, alpha, n_topics, consensus, n_init) -> None:
-    """The checks of :func:`bcnmf`'s arguments that need no data."""
+def _check_args(key_added, n_topics, consensus, n_init) -> None:
+    """The checks of :func:`bcnmf`'s own arguments that need no data.
+
+    The engine's parameters (``loss``, ``alpha``, ...) are checked by the estimator's
+    ``_check_params``, also before any data is read.
+    """
     check_key(key_added)
-    if loss not in LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
-    if alpha is not None and (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, numbers.Real)
-        or not math.isfinite(alpha)
-        or alpha < 0
-    ):
-        raise ValueError(f"alpha must be a finite number >= 0 or None, got {alpha!r}.")
     if isinstance(n_topics, bool) or not isinstance(n_topics, numbers.Integral) or n_topics < 1:
         raise ValueError(f"n_topics must be an integer >= 1, got {n_topics!r}.")
     if consensus and (
@@ -210,7 +204,7 @@ def bcnmf(
     >>> adata.uns["bcnmf"]["enrichment"].head()  # doctest: +SKIP
     """
     # ---- validate everything before touching adata
-    _check_args(key_added, loss, alpha, n_topics, consensus, n_init)
+    _check_args(key_added, n_topics, consensus, n_init)
     if not isinstance(check_counts, bool | np.bool_):
         raise TypeError(f"check_counts must be True or False, got {check_counts!r}.")
     engine_kwargs = dict(engine_kwargs or {})
@@ -225,9 +219,9 @@ def bcnmf(
                 f"{n_genes} genes; use at most {min(n_target, n_genes)}."
             )
 
-    kwargs: dict[str, Any] = {} if alpha is None else {"alpha": float(alpha)}
     model = BcNMF(
         n_components=int(n_topics),
+        alpha=alpha,
         n_shared=n_shared,
         loss=loss,
         batch_size=batch_size,
@@ -238,7 +232,6 @@ def bcnmf(
         device=device,
         progress=progress,
         n_jobs=scanpy_n_jobs(n_jobs),
-        **kwargs,
         **engine_kwargs,
     )
     model._check_params()  # the engine's parameter rules, before any data is read
