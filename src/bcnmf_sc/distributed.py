@@ -125,10 +125,9 @@ def _main(args: argparse.Namespace) -> None:
     import torch
     import torch.distributed as dist
 
-    from ._engine import BcNMF
     from ._engine.rows import H5adRows, RowSource
     from ._engine.threads import default_threads
-    from .tl._bcnmf import held_out_cells, holdout_share
+    from .tl._bcnmf import checked_model, held_out_cells
     from .tl._checks import check_counts_sample, check_source
     from .tl._inputs import Inputs, resolve_groups, resolve_mask
     from .tl._outputs import fit_params, fit_result, write_result
@@ -168,7 +167,8 @@ def _main(args: argparse.Namespace) -> None:
                 src = src.subset(cols=genes)
             other = ~(is_tg | is_bg)
             engine_kwargs = {} if args.dtype is None else {"dtype": args.dtype}
-            model = BcNMF(
+            model, share = checked_model(
+                args.holdout,
                 n_components=args.n_topics,
                 n_shared=args.n_shared,
                 loss=args.loss,
@@ -185,8 +185,6 @@ def _main(args: argparse.Namespace) -> None:
                 **({} if args.alpha is None else {"alpha": args.alpha}),
                 **engine_kwargs,
             )
-            model._check_params()
-            share = holdout_share(args.holdout, model.resolved_model()[0])
             # held-out cells are projected like cells of neither group (as tl.bcnmf)
             held = held_out_cells(is_tg, is_bg, share, args.seed)
             fitted = (is_tg & ~held, is_bg & ~held, other | held)

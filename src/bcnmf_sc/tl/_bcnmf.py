@@ -219,7 +219,8 @@ def bcnmf(
                 f"{n_genes} genes; use at most {min(n_target, n_genes)}."
             )
 
-    model = BcNMF(
+    model, share = checked_model(
+        holdout,
         n_components=int(n_topics),
         alpha=alpha,
         n_shared=n_shared,
@@ -234,9 +235,7 @@ def bcnmf(
         n_jobs=scanpy_n_jobs(n_jobs),
         **engine_kwargs,
     )
-    model._check_params()  # the engine's parameter rules, before any data is read
-    n_shared_used, _ = model.resolved_model()
-    share = holdout_share(holdout, n_shared_used)
+    n_shared_used = model.resolved_model()[0]
     seeds = restart_seeds(random_state, int(n_init)) if consensus else [random_state]
     model.random_state = seeds[0]
     inp = prepare_inputs(
@@ -292,6 +291,17 @@ def _added(key: str) -> str:
         f"    .obs['{key}_target_score'], share of usage specific to the target\n"
         f"    .uns['{key}'], params, history and enrichment"
     )
+
+
+def checked_model(holdout, **params: Any) -> tuple[BcNMF, float]:
+    """The estimator of a fit and the share of cells held out, checked before any data is read.
+
+    ``params`` are :class:`~bcnmf_sc.BcNMF`'s; the engine's parameter rules run here, so a
+    bad value fails before the AnnData (or the h5ad file) is touched.
+    """
+    model = BcNMF(**params)
+    model._check_params()
+    return model, holdout_share(holdout, model.resolved_model()[0])
 
 
 def holdout_share(holdout, n_shared: int) -> float:
