@@ -162,11 +162,47 @@ def test_fitted_model_attributes_and_defaults():
     with pytest.warns(bc.ConvergenceWarning, match="max_epochs=200 .*tol=5e-05"):
         shared = BcNMF(2, random_state=0).fit(X, Y)  # the defaults: 200 epochs, tol 5e-5
     assert (shared.n_shared_, shared.alpha_, shared.tol_) == (16, None, 5e-5)
-    assert (shared.solver_, shared.init_, shared.n_epochs_) == ("minibatch", "random", 200)
+    assert (shared.solver_, shared.init_, shared.n_epochs_) == ("minibatch", "nndsvda", 200)
     assert shared.components_.shape == (18, 60) and shared.usage_target_.shape == (60, 18)
     contrast = BcNMF(2, alpha=1.0, random_state=0).fit(X, Y)
     assert (contrast.n_shared_, contrast.alpha_, contrast.tol_) == (0, 1.0, 1e-5)
     assert contrast.init_ == "contrastive" and contrast.components_.shape == (2, 60)
+
+
+def test_start_orders_target_enriched_components_first():
+    """The shared model's start: the components the target has more of become target topics.
+
+    Two gene profiles, a cell type both groups have and a program only target cells use;
+    the ratio of mean weights does not depend on depth (the target here is 5x deeper).
+    """
+    import scipy.sparse as sp
+
+    from bcnmf_sc._engine.init import order_by_enrichment
+
+    rng = np.random.default_rng(0)
+    g = 40
+    cell_type = np.r_[np.full(20, 3.0), np.full(20, 0.5)]
+    program = np.r_[np.full(20, 0.5), np.full(10, 0.5), np.full(10, 6.0)]
+    W = np.vstack([cell_type, program, np.ones(g)])  # rows: type, program, flat
+    H_t = np.c_[rng.uniform(1, 2, 200), rng.uniform(0, 2, 200), np.ones(200)]
+    H_b = np.c_[rng.uniform(1, 2, 300), np.zeros(300), np.ones(300)]
+    X = sp.csr_matrix(rng.poisson(5 * H_t @ W).astype(float))
+    Y = sp.csr_matrix(rng.poisson(H_b @ W).astype(float))
+    ordered = order_by_enrichment(W, X, Y, 1)
+    np.testing.assert_array_equal(ordered, W[[1, 0, 2]])  # the program first, the rest kept
+    assert np.array_equal(order_by_enrichment(W, X, Y, 3)[0], W[1])
+    assert np.array_equal(order_by_enrichment(W[[2, 0, 1]], X, Y, 1)[0], W[1])
+
+
+def test_shared_default_start_is_ordered_nndsvda():
+    """With ``init="auto"`` a target topic of the fit is the planted program."""
+    ad = bc.datasets.simulate(n_target=150, n_background=150, n_genes=300, random_state=1)
+    X, Y, t = _split(ad)
+    m = _fit(X, Y, n_shared=8, max_epochs=30)
+    assert m.init_ == "nndsvda"
+    prog = ad.obs["program_1"].to_numpy()[t]
+    P = m.usage_target_ / m.usage_target_.sum(1, keepdims=True)
+    assert max(roc_auc_score(prog, P[:, j]) for j in range(2)) > 0.9
 
 
 def _tl(ad, **kw):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["init_components"]
+__all__ = ["init_components", "order_by_enrichment"]
 
 
 def _randomized_svd(X: sp.csr_matrix, k: int, rng: np.random.Generator, n_iter: int = 4):
@@ -31,11 +31,16 @@ def _randomized_svd(X: sp.csr_matrix, k: int, rng: np.random.Generator, n_iter: 
 
 
 def _nndsvd(X: sp.csr_matrix, k: int, rng: np.random.Generator) -> np.ndarray:
-    """The NNDSVD basis ``W`` (K x g; zeros where NNDSVD puts them), from a randomised SVD."""
+    """The NNDSVD basis ``W`` (K x g; zeros where NNDSVD puts them), from a randomised SVD.
+
+    Rows beyond the rank of ``X`` (fewer cells or genes than K, as a shared-topic model
+    of a small group can ask for) are random around the mean of the others.
+    """
     U, S, V = _randomized_svd(X, k, rng)
+    rank = len(S)
     W = np.zeros((k, X.shape[1]))
     W[0] = np.sqrt(S[0]) * np.abs(V[0])
-    for j in range(1, k):
+    for j in range(1, rank):
         x, y = U[:, j], V[j]
         xp, xn = np.maximum(x, 0), np.maximum(-x, 0)
         yp, yn = np.maximum(y, 0), np.maximum(-y, 0)
@@ -47,6 +52,9 @@ def _nndsvd(X: sp.csr_matrix, k: int, rng: np.random.Generator) -> np.ndarray:
         else:
             v, sigma = yn / max(ynn, 1e-300), mn
         W[j] = np.sqrt(S[j] * sigma) * v
+    if rank < k:
+        scale = W[:rank].mean() if W[:rank].mean() > 0 else 1.0
+        W[rank:] = scale * rng.uniform(0.5, 1.5, size=(k - rank, X.shape[1]))
     return W
 
 
@@ -70,7 +78,8 @@ def init_components(
         ``"contrastive"``: non-negative parts of the contrastive principal directions of
         ``X`` against ``Y`` (see :func:`contrastive_components`; what ``BcNMF`` uses by
         default when ``alpha > 0``); ``"nndsvda"``: NNDSVD with zeros filled by the mean
-        of the NNDSVD basis (``BcNMF``'s default when ``alpha = 0``); ``"nndsvd"``:
+        of the NNDSVD basis (``BcNMF``'s default with shared topics, whose start
+        :func:`order_by_enrichment` then orders, and when ``alpha = 0``); ``"nndsvd"``:
         NNDSVD with a tiny floor; ``"random"``: uniform random. There is no default here:
         the estimator resolves ``init="auto"``.
     perturb
@@ -98,6 +107,34 @@ def init_components(
         W = W * np.exp(0.5 * rng.standard_normal(W.shape))
     W = np.maximum(W, 1e-12)
     return W / W.sum(1, keepdims=True)
+
+
+def _cell_weights(X: sp.csr_matrix, Wn: np.ndarray) -> np.ndarray:
+    """Each cell's weight on each component: ``(x_i / |x_i|) . w`` (cells x components)."""
+    lib = np.asarray(X.sum(1, dtype=np.float64)).ravel()
+    scaled = sp.diags(1.0 / np.maximum(lib, 1e-12)) @ X.astype(np.float64)
+    return np.asarray(scaled @ Wn.T)
+
+
+def order_by_enrichment(
+    W: np.ndarray, X: sp.csr_matrix, Y: sp.csr_matrix, n_target: int
+) -> np.ndarray:
+    """The rows of ``W`` reordered so that the ``n_target`` most target-enriched come first.
+
+    The start of the shared-topic model: its first ``n_target`` rows are the target
+    topics, which only target cells may use, so they should begin as the components the
+    target uses more. Each cell's weight on a component is ``(x_i / |x_i|) . w`` (``w``
+    summing to one; free of sequencing depth), and the components are ranked by the
+    Welch t statistic of target against background weights. A statistic rather than a
+    ratio of means, so that a weak, noisy component of a small sample does not outrank a
+    strong program. The order is stable and the other rows keep their order.
+    """
+    Wn = W / np.maximum(W.sum(1, keepdims=True), 1e-300)
+    a, b = _cell_weights(X, Wn), _cell_weights(Y, Wn)
+    se = np.sqrt(sum(c.var(0, ddof=1) / len(c) if len(c) > 1 else 0.0 for c in (a, b)))
+    t = (a.mean(0) - b.mean(0)) / np.maximum(se, 1e-300)
+    order = np.argsort(-t, kind="stable")
+    return W[np.r_[order[:n_target], np.sort(order[n_target:])]]
 
 
 def _log_normalised(X: sp.csr_matrix) -> sp.csr_matrix:

@@ -41,11 +41,13 @@ def resolve_init(init: str, alpha: float, loss: str = "kl", n_shared: int = 0) -
 
     The contrastive start is built from log-normalised counts; for continuous data
     (squared error) NNDSVDa of the target starts closer to what the contrast finds. The
-    shared-topic model (``n_shared > 0``) starts from random loadings (``"random"``).
+    shared-topic model (``n_shared > 0``) starts from NNDSVDa of the target too, its
+    components ordered so that the most target-enriched become the target topics
+    (:func:`~bcnmf_sc._engine.init.order_by_enrichment`).
     """
     if init == "auto":
         if n_shared:
-            return "random"
+            return "nndsvda"
         return "contrastive" if alpha > 0 and loss == "kl" else "nndsvda"
     return init
 

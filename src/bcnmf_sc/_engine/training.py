@@ -18,7 +18,7 @@ import torch
 from bcnmf_sc._progress import progress_bar
 
 from ._dist import LocalComm
-from .init import init_components
+from .init import init_components, order_by_enrichment
 from .losses import EPS
 from .problem import Group, Problem
 from .rows import RowSource, checked_rows
@@ -189,11 +189,12 @@ def fit_restarts(rt: Runtime, pb: Problem, plan: Schedule, n_init: int, random_s
     The initialisation sample is read once and shared by the restarts.
     """
     rng = np.random.default_rng(random_state)
+    shared = pb.background.topics is not None
     with flush_denormals():
         init_X = init_Y = None
         if plan.init != "random":
             init_X = init_sample(rt, pb.target, rng)
-        if plan.init == "contrastive":
+        if plan.init == "contrastive" or (shared and plan.init != "random"):
             init_Y = init_sample(rt, pb.background, rng)
         best: Restart | None = None
         for restart in range(n_init):
@@ -246,6 +247,10 @@ def fit_restart(
         Y=init_Y,
         alpha=plan.init_alpha,
     )
+    if bg.topics is not None and init_X is not None and init_Y is not None:
+        # shared-topic model: the target topics (rows 0..K-1) start as the components
+        # the target has more of (the start of a random basis is left as it is)
+        W0 = order_by_enrichment(W0, init_X, init_Y, bg.topics.start)
     W = torch.as_tensor(W0, dtype=rt.dtype).to(rt.device)
     W, _ = update_basis(W, W, 1.0, pb.floor)
     rt.comm.broadcast_(W)
