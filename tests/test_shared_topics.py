@@ -162,8 +162,7 @@ def test_fitted_model_attributes_and_defaults():
     with pytest.warns(bc.ConvergenceWarning, match="max_epochs=200 .*tol=5e-05"):
         shared = BcNMF(2, random_state=0).fit(X, Y)  # the defaults: 200 epochs, tol 5e-5
     assert (shared.n_shared_, shared.alpha_, shared.tol_) == (16, None, 5e-5)
-    assert (shared.solver_, shared.n_epochs_) == ("minibatch", 200)
-    assert shared.init_ in ("nndsvda", "random")  # the start whose fit was kept
+    assert (shared.solver_, shared.init_, shared.n_epochs_) == ("minibatch", "nndsvda", 200)
     assert shared.components_.shape == (18, 60) and shared.usage_target_.shape == (60, 18)
     contrast = BcNMF(2, alpha=1.0, random_state=0).fit(X, Y)
     assert (contrast.n_shared_, contrast.alpha_, contrast.tol_) == (0, 1.0, 1e-5)
@@ -195,35 +194,12 @@ def test_start_orders_target_enriched_components_first():
     assert np.array_equal(order_by_enrichment(W[[2, 0, 1]], X, Y, 1)[0], W[1])
 
 
-def test_auto_start_runs_both_starts_and_keeps_the_lower_objective(monkeypatch):
-    import bcnmf_sc._engine.training as training
-
-    seen = []
-    real = training.fit_restart
-
-    def recording(rt, pb, init_X, init_Y, plan, seed, perturb):
-        result = real(rt, pb, init_X, init_Y, plan, seed, perturb)
-        seen.append((plan.init, result.objective))
-        return result
-
-    monkeypatch.setattr(training, "fit_restart", recording)
-    ad = bc.datasets.simulate(n_target=100, n_background=100, n_genes=200, n_markers=20,
-                              random_state=2)  # fmt: skip
-    X, Y, _ = _split(ad)
-    m = _fit(X, Y, n_shared=6, max_epochs=15, n_init=2)
-    assert [s for s, _ in seen] == ["nndsvda", "random"] * 2  # each restart runs both
-    best = min(seen, key=lambda s: s[1])
-    assert m.objective_ == pytest.approx(best[1]) and m.init_ == best[0]
-    seen.clear()
-    _fit(X, Y, n_shared=6, max_epochs=5, init="nndsvda")  # an explicit start runs alone
-    assert [s for s, _ in seen] == ["nndsvda"]
-
-
 def test_shared_default_start_is_ordered_nndsvda():
     """With ``init="auto"`` a target topic of the fit is the planted program."""
     ad = bc.datasets.simulate(n_target=150, n_background=150, n_genes=300, random_state=1)
     X, Y, t = _split(ad)
-    m = _fit(X, Y, n_shared=8, max_epochs=30, init="nndsvda")
+    m = _fit(X, Y, n_shared=8, max_epochs=30)
+    assert m.init_ == "nndsvda"
     prog = ad.obs["program_1"].to_numpy()[t]
     P = m.usage_target_ / m.usage_target_.sum(1, keepdims=True)
     assert max(roc_auc_score(prog, P[:, j]) for j in range(2)) > 0.9

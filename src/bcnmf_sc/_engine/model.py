@@ -104,14 +104,12 @@ class BcNMF:
         around its floor stops. (The denominator keeps the criterion meaningful when the
         contrastive objective crosses zero.)
     init
-        ``"auto"`` (default): for the shared-topic model, two starts, each fitted to the
-        end, and the fit with the lower final objective is kept (``init_`` says which):
-        NNDSVDa of the target, its components ordered so that the K the target uses
-        most (Welch t of the cells' depth-free weights, target against background) are
-        the target topics, and random loadings. For the contrast: ``"contrastive"`` with
-        ``loss="kl"`` and ``alpha > 0``, else ``"nndsvda"`` (the contrastive start is
-        built from log-normalised counts). A method given explicitly is the only start;
-        with shared topics a deterministic one is ordered as above.
+        ``"auto"`` (default): ``"nndsvda"`` for the shared-topic model (below);
+        ``"contrastive"`` for the contrast with ``loss="kl"`` and ``alpha > 0``; else
+        ``"nndsvda"`` (the contrastive start is built from log-normalised counts). With
+        shared topics, the components of a deterministic start are ordered so that the K
+        the target uses most (Welch t of the cells' depth-free weights, target against
+        background) become the target topics.
         ``"contrastive"``: the non-negative parts of the leading contrastive principal
         directions of log-normalised target against background (cPCA), so the fit starts
         near the target-enriched structure instead of near the shared cell types (from
@@ -119,8 +117,7 @@ class BcNMF:
         NNDSVD of the target; ``"random"``.
     n_init
         Number of restarts; restarts after the first perturb the initial basis with
-        log-normal noise. The restart with the lowest final objective is kept. (Each
-        restart runs every start of ``init``: two for the shared model's ``"auto"``.)
+        log-normal noise. The restart with the lowest final objective is kept.
     random_state
         Seed (int) or ``numpy.random.Generator``. Same seed, same result on CPU.
     device
@@ -194,8 +191,9 @@ class BcNMF:
         should exceed the number of shared structures (say 10-20 for a few cell types);
         see docs/method.md. On the recovery suite the contrast folds chance differences
         in cell-type composition into its program topics; this model does not, which is
-        why it is the default for counts. Minibatch solver; ``init="auto"`` fits from
-        two starts (see ``init``) and keeps the lower objective. Background usages are reported for all topics (fitted from a fresh
+        why it is the default for counts. Minibatch solver; ``init="auto"`` is
+        NNDSVDa of the target with its most target-enriched components as the target
+        topics. Background usages are reported for all topics (fitted from a fresh
         start, as :meth:`transform` would), so the enrichment of a target topic compares
         how both groups use it.
     n_jobs
@@ -415,6 +413,7 @@ class BcNMF:
             )
             self.device_, self.dtype_, self.loss_ = rt.device, rt.dtype, rt.loss
             self.scale_target_, self.scale_background_ = pb.target.weight, pb.background.weight
+            self.init_ = plan.init
             self.tol_ = plan.tol
             self.n_shared_ = plan.n_components - int(self.n_components)
             self.alpha_ = None if pb.shared else float(pb.alpha)

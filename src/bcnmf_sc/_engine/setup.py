@@ -43,8 +43,7 @@ def resolve_init(init: str, alpha: float, loss: str = "kl", n_shared: int = 0) -
     (squared error) NNDSVDa of the target starts closer to what the contrast finds. The
     shared-topic model (``n_shared > 0``) starts from NNDSVDa of the target too, its
     components ordered so that the most target-enriched become the target topics
-    (:func:`~bcnmf_sc._engine.init.order_by_enrichment`); :func:`prepare` adds a random
-    start beside it (``Schedule.alt_init``) when ``init`` was ``"auto"``.
+    (:func:`~bcnmf_sc._engine.init.order_by_enrichment`).
     """
     if init == "auto":
         if n_shared:
@@ -158,8 +157,6 @@ def prepare(
     plan = Schedule(
         n_components=k + n_shared,
         init=resolve_init(params["init"], alpha or 0.0, params["loss"], n_shared),
-        # the shared-topic model's "auto" also runs a random start and keeps the better
-        alt_init="random" if n_shared and params["init"] == "auto" else None,
         full=full,
         max_epochs=params["max_epochs"] or (400 if full else 200 if n_shared else 100),
         tol=(5e-5 if n_shared else 1e-5) if params["tol"] is None else float(params["tol"]),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -68,12 +68,6 @@ class Schedule:
     tol: float
     init_alpha: float  # contrast of the contrastive initialisation
     progress: bool = False
-    #: a second start that every restart also runs (the lower final objective is kept)
-    alt_init: str | None = None
-
-    @property
-    def starts(self) -> tuple[str, ...]:
-        return (self.init,) if self.alt_init is None else (self.init, self.alt_init)
 
 
 @dataclass
@@ -103,7 +97,6 @@ class Restart:
     terms: tuple[float, float]  # a D(X), b D(Y) at the end
     n_epochs: int
     converged: bool
-    init: str  # the start it came from
 
 
 def fitted_attributes(best: Restart) -> dict[str, Any]:
@@ -121,7 +114,6 @@ def fitted_attributes(best: Restart) -> dict[str, Any]:
         "n_epochs_": best.n_epochs,
         "n_iter_": best.n_epochs,
         "converged_": best.converged,
-        "init_": best.init,
         "n_features_in_": W.shape[1],
     }
 
@@ -194,26 +186,22 @@ def settled(past: list[float], window: int, scale: float, tol: float) -> bool:
 def fit_restarts(rt: Runtime, pb: Problem, plan: Schedule, n_init: int, random_state) -> Restart:
     """Run ``n_init`` restarts (seeds from ``random_state``); keep the lowest objective.
 
-    Each restart runs every start of ``plan.starts`` (one, or two for the shared-topic
-    model's ``init="auto"``). The initialisation sample is read once and shared.
+    The initialisation sample is read once and shared by the restarts.
     """
     rng = np.random.default_rng(random_state)
     shared = pb.background.topics is not None
-    sampled = [s for s in plan.starts if s != "random"]
     with flush_denormals():
         init_X = init_Y = None
-        if sampled:
+        if plan.init != "random":
             init_X = init_sample(rt, pb.target, rng)
-        if "contrastive" in sampled or (shared and sampled):
+        if plan.init == "contrastive" or (shared and plan.init != "random"):
             init_Y = init_sample(rt, pb.background, rng)
         best: Restart | None = None
         for restart in range(n_init):
-            for start in plan.starts:
-                seed = int(rng.integers(2**31 - 1))
-                run = plan if start == plan.init else replace(plan, init=start)
-                result = fit_restart(rt, pb, init_X, init_Y, run, seed, perturb=restart > 0)
-                if best is None or result.objective < best.objective:
-                    best = result
+            seed = int(rng.integers(2**31 - 1))
+            result = fit_restart(rt, pb, init_X, init_Y, plan, seed, perturb=restart > 0)
+            if best is None or result.objective < best.objective:
+                best = result
     assert best is not None
     return best
 
@@ -259,7 +247,7 @@ def fit_restart(
         Y=init_Y,
         alpha=plan.init_alpha,
     )
-    if bg.topics is not None and plan.init != "random" and init_Y is not None:
+    if bg.topics is not None and init_X is not None and init_Y is not None:
         # shared-topic model: the target topics (rows 0..K-1) start as the components
         # the target has more of (the start of a random basis is left as it is)
         W0 = order_by_enrichment(W0, init_X, init_Y, bg.topics.start)
@@ -354,7 +342,6 @@ def _finish(rt: Runtime, pb: Problem, W, history: History, converged: bool, plan
         terms=(tgt.weight * final[0], bg.weight * final[1]),
         n_epochs=len(history.epoch),
         converged=converged,
-        init=plan.init,
     )
 
 
