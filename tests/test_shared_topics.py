@@ -162,7 +162,7 @@ def test_fitted_model_attributes_and_defaults():
     with pytest.warns(bc.ConvergenceWarning, match="max_epochs=200 .*tol=5e-05"):
         shared = BcNMF(2, random_state=0).fit(X, Y)  # the defaults: 200 epochs, tol 5e-5
     assert (shared.n_shared_, shared.alpha_, shared.tol_) == (16, None, 5e-5)
-    assert (shared.solver_, shared.init_, shared.n_epochs_) == ("minibatch", "nndsvda", 200)
+    assert (shared.solver_, shared.init_, shared.n_epochs_) == ("minibatch", "random", 200)
     assert shared.components_.shape == (18, 60) and shared.usage_target_.shape == (60, 18)
     contrast = BcNMF(2, alpha=1.0, random_state=0).fit(X, Y)
     assert (contrast.n_shared_, contrast.alpha_, contrast.tol_) == (0, 1.0, 1e-5)
@@ -194,12 +194,28 @@ def test_start_orders_target_enriched_components_first():
     assert np.array_equal(order_by_enrichment(W[[2, 0, 1]], X, Y, 1)[0], W[1])
 
 
-def test_shared_default_start_is_ordered_nndsvda():
-    """With ``init="auto"`` a target topic of the fit is the planted program."""
+def test_auto_start_of_the_shared_model_depends_on_the_genes():
+    from bcnmf_sc._engine.setup import resolve_init
+
+    assert resolve_init("auto", 0.0, "kl", 16, wide=False) == "random"
+    assert resolve_init("auto", 0.0, "kl", 16, wide=True) == "nndsvda"
+    assert resolve_init("auto", 2.0, "kl", 0, wide=True) == "contrastive"
+    assert resolve_init("random", 0.0, "kl", 16, wide=True) == "random"
+    from bcnmf_sc._engine import engine_options
+
+    with engine_options(auto_nndsvda_genes=50):  # 60 genes count as wide here
+        ad = bc.datasets.simulate(
+            n_target=60, n_background=60, n_genes=60, n_markers=5, n_program_genes=5
+        )
+        X, Y, _ = _split(ad)
+        assert _fit(X, Y, n_shared=4, max_epochs=2).init_ == "nndsvda"
+
+
+def test_ordered_nndsvda_start_finds_the_program():
+    """With ``init="nndsvda"`` a target topic of the fit is the planted program."""
     ad = bc.datasets.simulate(n_target=150, n_background=150, n_genes=300, random_state=1)
     X, Y, t = _split(ad)
-    m = _fit(X, Y, n_shared=8, max_epochs=30)
-    assert m.init_ == "nndsvda"
+    m = _fit(X, Y, n_shared=8, max_epochs=30, init="nndsvda")
     prog = ad.obs["program_1"].to_numpy()[t]
     P = m.usage_target_ / m.usage_target_.sum(1, keepdims=True)
     assert max(roc_auc_score(prog, P[:, j]) for j in range(2)) > 0.9

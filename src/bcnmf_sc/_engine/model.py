@@ -104,12 +104,14 @@ class BcNMF:
         around its floor stops. (The denominator keeps the criterion meaningful when the
         contrastive objective crosses zero.)
     init
-        ``"auto"`` (default): ``"nndsvda"`` for the shared-topic model (below);
-        ``"contrastive"`` for the contrast with ``loss="kl"`` and ``alpha > 0``; else
-        ``"nndsvda"`` (the contrastive start is built from log-normalised counts). With
-        shared topics, the components of a deterministic start are ordered so that the K
-        the target uses most (Welch t of the cells' depth-free weights, target against
-        background) become the target topics.
+        ``"auto"`` (default): for the shared-topic model (below) ``"random"``, or
+        ``"nndsvda"`` above 5,000 genes (on all 20,000 genes of a sparse simulation
+        random target topics fitted the target's noise); ``"contrastive"`` for the
+        contrast with ``loss="kl"`` and ``alpha > 0``; else ``"nndsvda"`` (the
+        contrastive start is built from log-normalised counts). With shared topics, the
+        components of a deterministic start are ordered so that the K the target uses
+        most (Welch t of the cells' depth-free weights, target against background)
+        become the target topics.
         ``"contrastive"``: the non-negative parts of the leading contrastive principal
         directions of log-normalised target against background (cPCA), so the fit starts
         near the target-enriched structure instead of near the shared cell types (from
@@ -192,8 +194,8 @@ class BcNMF:
         see docs/method.md. On the recovery suite the contrast folds chance differences
         in cell-type composition into its program topics; this model does not, which is
         why it is the default for counts. Minibatch solver; ``init="auto"`` is
-        NNDSVDa of the target with its most target-enriched components as the target
-        topics. Background usages are reported for all topics (fitted from a fresh
+        ``"random"`` up to 5,000 genes, else NNDSVDa of the target with its most
+        target-enriched components as the target topics (see ``init``). Background usages are reported for all topics (fitted from a fresh
         start, as :meth:`transform` would), so the enrichment of a target topic compares
         how both groups use it.
     n_jobs

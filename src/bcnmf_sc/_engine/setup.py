@@ -36,18 +36,21 @@ from .training import Schedule
 __all__ = ["choose_solver", "prepare", "resolve_init"]
 
 
-def resolve_init(init: str, alpha: float, loss: str = "kl", n_shared: int = 0) -> str:
+def resolve_init(
+    init: str, alpha: float, loss: str = "kl", n_shared: int = 0, wide: bool = False
+) -> str:
     """``"auto"`` -> ``"contrastive"`` for counts (KL) with ``alpha > 0``, else ``"nndsvda"``.
 
     The contrastive start is built from log-normalised counts; for continuous data
     (squared error) NNDSVDa of the target starts closer to what the contrast finds. The
-    shared-topic model (``n_shared > 0``) starts from NNDSVDa of the target too, its
-    components ordered so that the most target-enriched become the target topics
+    shared-topic model (``n_shared > 0``) starts from random loadings, or on ``wide``
+    data (more than ``Options.auto_nndsvda_genes`` genes) from NNDSVDa of the target with
+    its most target-enriched components as the target topics
     (:func:`~bcnmf_sc._engine.init.order_by_enrichment`).
     """
     if init == "auto":
         if n_shared:
-            return "nndsvda"
+            return "nndsvda" if wide else "random"
         return "contrastive" if alpha > 0 and loss == "kl" else "nndsvda"
     return init
 
@@ -156,7 +159,9 @@ def prepare(
     full = solver == "full"
     plan = Schedule(
         n_components=k + n_shared,
-        init=resolve_init(params["init"], alpha or 0.0, params["loss"], n_shared),
+        init=resolve_init(
+            params["init"], alpha or 0.0, params["loss"], n_shared, g > options.auto_nndsvda_genes
+        ),
         full=full,
         max_epochs=params["max_epochs"] or (400 if full else 200 if n_shared else 100),
         tol=(5e-5 if n_shared else 1e-5) if params["tol"] is None else float(params["tol"]),
