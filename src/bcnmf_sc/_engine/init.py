@@ -16,14 +16,15 @@ def _randomized_svd(X: sp.csr_matrix, k: int, rng: np.random.Generator, n_iter: 
     """Truncated SVD by randomised range finding (Halko et al., 2011)."""
     n, g = X.shape
     p = min(k + 10, min(n, g))
-    Q = X @ rng.standard_normal((g, p))
+    # the dense factors take X's float type, so that no float64 copy of X is made
+    Q = X @ rng.standard_normal((g, p)).astype(X.dtype, copy=False)
     Q, _ = np.linalg.qr(Q)
     for _ in range(n_iter):
         Z, _ = np.linalg.qr(X.T @ Q)
         Q, _ = np.linalg.qr(X @ Z)
     B = (X.T @ Q).T  # p x g
     Ub, s, Vt = np.linalg.svd(B, full_matrices=False)
-    U = Q @ Ub
+    U, s, Vt = (np.asarray(a, dtype=np.float64) for a in (Q @ Ub, s, Vt))
     # fix signs so the result does not depend on LAPACK's choice
     signs = np.sign(U[np.argmax(np.abs(U), axis=0), np.arange(U.shape[1])])
     signs[signs == 0] = 1
@@ -92,7 +93,7 @@ def init_components(
     elif method == "contrastive":
         W = contrastive_components(X, Y, k, alpha=alpha, rng=rng)
     elif method in ("nndsvd", "nndsvda"):
-        Xf = X.astype(np.float64)
+        Xf = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
         W = _nndsvd(Xf, k, rng)
         if method == "nndsvda":
             mean = W.mean() if W.mean() > 0 else 1.0
@@ -112,8 +113,8 @@ def init_components(
 def _cell_weights(X: sp.csr_matrix, Wn: np.ndarray) -> np.ndarray:
     """Each cell's weight on each component: ``(x_i / |x_i|) . w`` (cells x components)."""
     lib = np.asarray(X.sum(1, dtype=np.float64)).ravel()
-    scaled = sp.diags(1.0 / np.maximum(lib, 1e-12)) @ X.astype(np.float64)
-    return np.asarray(scaled @ Wn.T)
+    weights = np.asarray(X @ Wn.T.astype(X.dtype, copy=False), dtype=np.float64)
+    return weights / np.maximum(lib, 1e-12)[:, None]
 
 
 def order_by_enrichment(

@@ -195,9 +195,10 @@ class BcNMF:
         in cell-type composition into its program topics; this model does not, which is
         why it is the default for counts. Minibatch solver; ``init="auto"`` is
         ``"random"`` up to 5,000 genes, else NNDSVDa of the target with its most
-        target-enriched components as the target topics (see ``init``). Background usages are reported for all topics (fitted from a fresh
-        start, as :meth:`transform` would), so the enrichment of a target topic compares
-        how both groups use it.
+        target-enriched components as the target topics (see ``init``). Background
+        usages are reported for all topics (fitted from a fresh start, as
+        :meth:`transform` would), so the enrichment of a target topic compares how both
+        groups use it.
     n_jobs
         CPU threads torch may use while this model computes (``fit``, ``transform``,
         ``score_source``); the caller's setting is restored afterwards. ``None``
