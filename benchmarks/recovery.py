@@ -86,9 +86,8 @@ from sklearn.metrics import adjusted_rand_score, roc_auc_score  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _nbsim import nb_simulate  # noqa: E402
 
-from bcnmf_sc import BcNMF  # noqa: E402
 from bcnmf_sc.datasets import simulate, simulation_families  # noqa: E402
-from bcnmf_sc.tl._bcnmf import held_out_cells, holdout_share  # noqa: E402
+from bcnmf_sc.tl._bcnmf import checked_model, held_out_cells  # noqa: E402
 from bcnmf_sc.tl._enrichment import (  # noqa: E402
     compare_usage,
     target_score,
@@ -162,14 +161,14 @@ def fit_bcnmf(Xt, Xb, k, alpha, seed, fit_kwargs, method):
     t0 = time.perf_counter()
     # the shared-topic model (the default for counts without alpha) holds out cells for
     # its enrichment table, as tl.bcnmf does
-    share = holdout_share(kw.pop("holdout", None), BcNMF(k, **kw).resolved_model()[0])
+    model, share = checked_model(kw.pop("holdout", None), n_components=k, random_state=seed, **kw)
     n_t, n_b = Xt.shape[0], Xb.shape[0]
     held = held_out_cells(np.r_[np.ones(n_t, bool), np.zeros(n_b, bool)],
                           np.r_[np.zeros(n_t, bool), np.ones(n_b, bool)], share, seed)  # fmt: skip
     ht, hb = held[:n_t], held[n_t:]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = BcNMF(k, random_state=seed, **kw).fit(Xt[~ht], Xb[~hb])
+        m = model.fit(Xt[~ht], Xb[~hb])
         usage_t = np.zeros((n_t, m.components_.shape[0]))
         usage_b = np.zeros((n_b, m.components_.shape[0]))
         usage_t[~ht], usage_b[~hb] = m.usage_target_, m.usage_background_
