@@ -8,7 +8,7 @@ import pytest
 from anndata import AnnData
 
 import bcnmf_sc as bc
-from bcnmf_sc.tl._enrichment import benjamini_hochberg, compare_usage
+from bcnmf_sc._engine.enrichment import benjamini_hochberg, compare_usage
 
 TOPICS = ["topic_1", "topic_2", "topic_3"]
 

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 from anndata import AnnData
 
+from bcnmf_sc._engine.enrichment import usage_proportions
+
 __all__ = ["default_topic_names", "resolve_topics", "topic_names", "usage_proportions"]
 
 
@@ -56,14 +58,3 @@ def resolve_topics(
     if not idx:
         raise ValueError("topics selects no topic; pass None for all topics.")
     return idx
-
-
-def usage_proportions(usage: np.ndarray) -> np.ndarray:
-    """Per-cell topic proportions: usage divided by the cell's total usage (0 where it is 0).
-
-    The raw usage of a cell grows with its sequencing depth; the proportions do not, so
-    they are what every comparison of cells (the enrichment statistics, the plots) uses.
-    """
-    usage = np.asarray(usage, dtype=float)
-    total = usage.sum(1, keepdims=True)
-    return np.divide(usage, total, out=np.zeros_like(usage), where=total > 0)

@@ -1,0 +1,223 @@
+"""Statistics comparing topic usage between two groups of cells (or of samples).
+
+Matrices in, a table out: the enrichment table ``tl`` writes and the check the fit makes
+on its own topics (:mod:`~bcnmf_sc._engine.placement`) use the same statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import false_discovery_control, mannwhitneyu, ttest_ind
+
+__all__ = [
+    "ENRICHED_LOG2FC",
+    "ENRICHED_PVAL",
+    "PSEUDO_COUNT",
+    "TARGET_ONLY_QUANTILES",
+    "benjamini_hochberg",
+    "compare_usage",
+    "usage_proportions",
+]
+
+#: A topic is called target-enriched when its mean usage proportion is at least
+#: ``2**ENRICHED_LOG2FC`` times higher in the group than in the reference and the
+#: difference is significant at ``ENRICHED_PVAL`` (Benjamini-Hochberg adjusted).
+ENRICHED_LOG2FC = 0.5
+ENRICHED_PVAL = 0.05
+#: ``target_only``: the reference's top users (this quantile of its proportions) stay
+#: below the group's top users (this quantile of the group's proportions).
+TARGET_ONLY_QUANTILES = (0.99, 0.90)
+#: The log2 fold change compares the means plus ``PSEUDO_COUNT / K`` (K topics).
+PSEUDO_COUNT = 1e-3
+
+# Why not ``sc.tl.rank_genes_groups`` on an AnnData of proportions: its "t-test" is the
+# same Welch test, but its ``logfoldchanges`` assume log1p data (log2 of expm1 of mean
+# values), which is wrong for proportions, it has no AUROC or the two-sided call on a
+# fold-change threshold used here, and it cannot test per sample (``sample_key``); the
+# statistics below are the few lines it would take to correct those.
+
+
+def benjamini_hochberg(pvals: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (:func:`scipy.stats.false_discovery_control`).
+
+    NaN p-values stay NaN and do not count among the tests.
+    """
+    p = np.asarray(pvals, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = false_discovery_control(np.clip(p[ok], 0.0, 1.0), method="bh")
+    return out
+
+
+def _pseudo_count(n_topics: int) -> float:
+    """The offset of the log2 fold change: a thousandth of the mean proportion, 1/K.
+
+    A fixed 1e-9 turned every topic that one group hardly uses into a log2 fold change of
+    +-25, which says nothing about the data. Proportions average ``1 / K``, so
+    ``PSEUDO_COUNT / K`` hardly moves the ratio of means that are not tiny (by less than
+    0.0015 in log2 when both means are at least ``1 / K``, 0.015 when at least
+    ``0.1 / K``) and bounds the others on the data's scale:
+    ``|log2fc| <= log2(1000 K + 1)``, about 13 for 10 topics.
+    """
+    return PSEUDO_COUNT / max(int(n_topics), 1)
+
+
+def _tests(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: AUROC of ``a`` over ``b`` and the two-sided Welch t-test p-value."""
+    n_cols = a.shape[1]
+    auroc, pval = np.full(n_cols, 0.5), np.ones(n_cols)
+    for k in range(n_cols):
+        if np.ptp(np.concatenate([a[:, k], b[:, k]])) == 0:  # all values tied
+            continue
+        auroc[k] = mannwhitneyu(a[:, k], b[:, k]).statistic / (len(a) * len(b))
+        if len(a) > 1 and len(b) > 1 and (np.ptp(a[:, k]) > 0 or np.ptp(b[:, k]) > 0):
+            pval[k] = ttest_ind(a[:, k], b[:, k], equal_var=False).pvalue
+        elif a[:, k].mean() != b[:, k].mean():
+            pval[k] = 0.0  # two constant groups that differ
+    return auroc, pval
+
+
+def _sample_means(prop: np.ndarray, samples: np.ndarray, min_cells: int) -> np.ndarray:
+    """Pseudo-bulk: the mean proportions of each sample with at least ``min_cells`` cells."""
+    codes, uniques = pd.factorize(pd.Series(samples), use_na_sentinel=True)
+    rows = []
+    for c in range(len(uniques)):
+        sel = codes == c
+        if sel.sum() >= min_cells:
+            rows.append(prop[sel].mean(0))
+    return np.asarray(rows, dtype=float).reshape(len(rows), prop.shape[1])
+
+
+def compare_usage(
+    usage: np.ndarray,
+    in_group: np.ndarray,
+    in_reference: np.ndarray,
+    topics: Sequence[str],
+    *,
+    names: tuple[str, str] = ("target", "background"),
+    samples: np.ndarray | None = None,
+    min_cells: int = 1,
+) -> pd.DataFrame:
+    """Compare topic proportions between two groups of cells, per cell or per sample.
+
+    Parameters
+    ----------
+    usage
+        Cells x topics usage matrix.
+    in_group, in_reference
+        Boolean masks over cells: the group of interest and the reference.
+    topics
+        Topic names (one per column of ``usage``).
+    names
+        Suffixes of the two mean columns (``mean_{names[0]}``, ``mean_{names[1]}``).
+    samples
+        Sample (donor, replicate) of each cell, or ``None``. With samples, the
+        statistics compare samples, not cells: each side's cells of one sample are
+        averaged into one pseudo-bulk proportion per topic (samples with fewer than
+        ``min_cells`` cells on that side are left out), and the means, fold changes,
+        AUROCs and tests are those of these per-sample values. Cells of one sample are
+        not independent, so cell-level tests call sample-to-sample variation
+        significant; the sample-level test does not.
+    min_cells
+        With ``samples``: the fewest cells a sample needs on one side to count there.
+
+    Returns
+    -------
+    One row per topic (index: topic names), most enriched in the group first (sorted by
+    ``log2fc``), with columns
+
+    ``mean_<group>``, ``mean_<reference>``
+        Mean usage proportion in each group (with ``samples``: mean over samples of the
+        per-sample means).
+    ``log2fc``
+        log2 ratio of the two means, each plus a pseudo-count of ``0.001 / K`` (a
+        thousandth of the mean proportion of a topic; ``K`` topics), so that a topic one
+        side does not use gets a large but finite value, at most ``log2(1000 K + 1)``:
+        the effect size used for sorting.
+    ``auroc``
+        Probability that a group cell (sample) uses the topic more than a reference cell
+        (sample) (0.5: no difference). A topic used strongly by a *subset* of group cells
+        can have an AUROC below 0.5 (most cells of both groups use it little), so read it
+        beside ``log2fc``.
+    ``pval``, ``pval_adj``
+        Two-sided Welch t-test of the difference of the mean proportions (of cells, or
+        of samples), and its Benjamini-Hochberg adjustment over topics
+        (:func:`scipy.stats.false_discovery_control`).
+    ``enriched``
+        ``log2fc >= ENRICHED_LOG2FC`` (0.5, a 1.4-fold higher mean) and
+        ``pval_adj < ENRICHED_PVAL`` (0.05).
+    ``excess``
+        The share of the group's mean usage of the topic that the reference does not
+        have, ``1 - mean_<reference> / mean_<group>``, for topics used significantly
+        more by the group (``log2fc > 0`` and ``pval_adj < 0.05``); 0 for the others.
+        The weight of the topic in :func:`target_score`.
+    ``target_only``
+        ``enriched``, and the reference's top users use the topic less than the group's
+        top users: the 99th percentile of the reference cells' proportions is below the
+        90th percentile of the group cells' proportions (always of cells). A topic that
+        the reference also uses as strongly as the group's top users, only in fewer
+        cells (a cell type more abundant in the group: a composition shift), can be
+        enriched but is not target-only; a program that only group cells use strongly
+        is both.
+    ``n_samples_<group>``, ``n_samples_<reference>``
+        Only with ``samples``: the samples compared on each side.
+    """
+    prop = usage_proportions(usage)
+    cells_a = prop[np.asarray(in_group, dtype=bool)]
+    cells_b = prop[np.asarray(in_reference, dtype=bool)]
+    if len(cells_a) == 0 or len(cells_b) == 0:
+        raise ValueError("Both groups need at least one cell to compare topic usage.")
+    if samples is None:
+        a, b = cells_a, cells_b
+    else:
+        samples = np.asarray(samples, dtype=object)
+        a = _sample_means(cells_a, samples[np.asarray(in_group, dtype=bool)], min_cells)
+        b = _sample_means(cells_b, samples[np.asarray(in_reference, dtype=bool)], min_cells)
+        if len(a) < 2 or len(b) < 2:
+            raise ValueError(
+                f"A per-sample test needs at least 2 samples on each side with at least "
+                f"{min_cells} cells there; got {len(a)} ({names[0]}) and {len(b)} "
+                f"({names[1]})."
+            )
+    mean_a, mean_b = a.mean(0), b.mean(0)
+    eps = _pseudo_count(prop.shape[1])
+    log2fc = np.log2((mean_a + eps) / (mean_b + eps))
+    auroc, pval = _tests(a, b)
+    pval_adj = benjamini_hochberg(pval)
+    enriched = (log2fc >= ENRICHED_LOG2FC) & (pval_adj < ENRICHED_PVAL)
+    up = (log2fc > 0) & (pval_adj < ENRICHED_PVAL) & (mean_a > 0)
+    q_ref, q_group = TARGET_ONLY_QUANTILES
+    top_ref = np.quantile(cells_b, q_ref, axis=0)
+    top_group = np.quantile(cells_a, q_group, axis=0)
+    ones = np.ones_like(mean_a)
+    columns = {
+        f"mean_{names[0]}": mean_a,
+        f"mean_{names[1]}": mean_b,
+        "log2fc": log2fc,
+        "auroc": auroc,
+        "pval": pval,
+        "pval_adj": pval_adj,
+        "enriched": enriched,
+        "excess": np.where(up, 1.0 - np.divide(mean_b, mean_a, where=up, out=ones), 0.0),
+        "target_only": enriched & (top_ref < top_group),
+    }
+    if samples is not None:
+        columns[f"n_samples_{names[0]}"] = np.full(len(mean_a), len(a))
+        columns[f"n_samples_{names[1]}"] = np.full(len(mean_b), len(b))
+    df = pd.DataFrame(columns, index=pd.Index([str(t) for t in topics]))
+    return df.sort_values("log2fc", ascending=False, kind="stable")
+
+
+def usage_proportions(usage: np.ndarray) -> np.ndarray:
+    """Per-cell topic proportions: usage divided by the cell's total usage (0 where it is 0).
+
+    The raw usage of a cell grows with its sequencing depth; the proportions do not, so
+    they are what every comparison of cells (the enrichment statistics, the plots) uses.
+    """
+    usage = np.asarray(usage, dtype=float)
+    total = usage.sum(1, keepdims=True)
+    return np.divide(usage, total, out=np.zeros_like(usage), where=total > 0)
