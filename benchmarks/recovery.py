@@ -57,6 +57,9 @@ Columns (means over seeds; per-fit values in the CSV):
     whose proportion best separates type_1 cells from the others, all cells) is flagged
     target-only: the table's ``target_only`` column if it has one, else ``enriched``
     (goal: 0%, the background uses that topic too).
+``swapped``
+    Share of fits in which the shared-topic model's placement check swapped a shared
+    topic holding target-only structure into the target block (``swapped_topics_``).
 ``s/fit``
     Seconds per fit.
 """
@@ -255,6 +258,7 @@ def evaluate(fit: Fit, ad, kind: str, readouts: dict) -> list[dict]:
     if fit.nonneg:
         table = fit.enrichment()
         base["enriched: any"] = float(table["enriched"].any())
+        base["swapped"] = float(len(getattr(fit.model, "swapped_topics_", None) or []) > 0)
     rows = []
     if kind == "program":
         progs = [c for c in ad.obs.columns if c.startswith("program_")]
@@ -294,7 +298,8 @@ def evaluate(fit: Fit, ad, kind: str, readouts: dict) -> list[dict]:
 
 
 # -------------------------------------------------------------------------------- main
-COLUMNS = ["cell AUROC", "gene AUROC", "enriched: prog", "enriched: any", "expanded flagged"]
+COLUMNS = ["cell AUROC", "gene AUROC", "enriched: prog", "enriched: any", "expanded flagged",
+           "swapped"]  # fmt: skip
 
 
 def run(args) -> list[dict]:
@@ -376,7 +381,7 @@ def summarise(records: list[dict], readouts: list[str]) -> str:
             vals = [r[c] for r in rows if c in r and np.isfinite(r[c])]
             if not vals:
                 cells.append("")
-            elif c.startswith("enriched") or c == "expanded flagged":
+            elif c.startswith("enriched") or c in ("expanded flagged", "swapped"):
                 cells.append(f"{100 * np.mean(vals):.0f}%")
             elif c == "s/fit":
                 cells.append(f"{np.mean(vals):.1f}")

@@ -240,6 +240,11 @@ class BcNMF:
     n_shared_ : int
         Shared topics of the model that ran (``n_shared="auto"`` resolved; 0: the
         contrast).
+    swapped_topics_ : list of [int, int]
+        Shared-topic model: the ``[shared, target]`` pairs of topics whose places the
+        fit swapped because the shared one held target-only structure (a second fit
+        from the swapped basis reached a lower objective; docs/method.md, "Topics in
+        the wrong block"); empty when none were.
     alpha_ : float or None
         The contrast's ``alpha`` that ran; ``None`` for the shared-topic model.
 
@@ -263,6 +268,7 @@ class BcNMF:
     n_epochs_: int
     n_iter_: int
     converged_: bool
+    swapped_topics_: list[list[int]]
     n_features_in_: int
     init_: str
     alpha_scaling_: str

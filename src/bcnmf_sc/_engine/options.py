@@ -52,6 +52,10 @@ class Options:
     init_cells
         Groups larger than this initialise from a random sample of this many cells (in
         blocks of ``shuffle_block`` consecutive rows), read through the row source.
+    repair_placement
+        Shared-topic model: after a fit, swap shared topics that hold target-only
+        structure with target topics that do not and train again, keeping the lower
+        objective (:func:`~bcnmf_sc._engine.training.repair_placement`).
     forget_cells
         Minibatch: the running statistics that update W forget over at most this many
         cells (an epoch of smaller data); 100k cells, training objective: 20k reached in
@@ -75,6 +79,7 @@ class Options:
     final_tol: float = 1e-5
     solve_tol: float = 1e-7
     init_cells: int = 20_000
+    repair_placement: bool = True
     forget_cells: float = 20_000
     window_rows: int = 16_384
     shuffle_block: int = 128

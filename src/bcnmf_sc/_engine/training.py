@@ -6,6 +6,7 @@ returns a :class:`Restart` (typed, no dicts); the estimator keeps the best one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from bcnmf_sc._progress import progress_bar
 from ._dist import LocalComm
 from .init import init_components, order_by_enrichment
 from .losses import EPS
+from .placement import misplaced_topics, swap_order
 from .problem import Group, Problem
 from .rows import RowSource, checked_rows
 from .solver import (
@@ -83,6 +85,18 @@ class History:
     def as_dict(self) -> dict[str, list]:
         return dict(self.__dict__)
 
+    def then(self, later: History) -> History:
+        """The two histories in turn: ``later``'s epochs and seconds continue these."""
+        n = self.epoch[-1] if self.epoch else 0
+        t = self.seconds[-1] if self.seconds else 0.0
+        return History(
+            epoch=self.epoch + [n + e for e in later.epoch],
+            objective=self.objective + later.objective,
+            target=self.target + later.target,
+            background=self.background + later.background,
+            seconds=self.seconds + [t + x for x in later.seconds],
+        )
+
 
 @dataclass
 class Restart:
@@ -97,6 +111,8 @@ class Restart:
     terms: tuple[float, float]  # a D(X), b D(Y) at the end
     n_epochs: int
     converged: bool
+    # shared-topic model: (shared topic, target topic) pairs the fit swapped (placement)
+    swapped: tuple[tuple[int, int], ...] = ()
 
 
 def fitted_attributes(best: Restart) -> dict[str, Any]:
@@ -114,6 +130,7 @@ def fitted_attributes(best: Restart) -> dict[str, Any]:
         "n_epochs_": best.n_epochs,
         "n_iter_": best.n_epochs,
         "converged_": best.converged,
+        "swapped_topics_": [list(p) for p in best.swapped],
         "n_features_in_": W.shape[1],
     }
 
@@ -233,7 +250,9 @@ def fit_restart(
 ) -> Restart:
     """One restart: initial state from ``seed``, epochs until ``plan`` says stop.
 
-    Then the usages are refitted to the final basis and the true objective evaluated.
+    Then the usages are refitted to the final basis and the true objective evaluated. In
+    the shared-topic model a second fit follows when shared topics hold target-only
+    structure (:func:`repair_placement`).
     """
     rng = np.random.default_rng(seed)
     k = plan.n_components
@@ -257,7 +276,49 @@ def fit_restart(
     for g in pb.groups:
         g.H = init_usage(rt, g, k, rng)
     W, history, converged = _train(rt, pb, W, plan, rng)
-    return _finish(rt, pb, W, history, converged, plan)
+    return repair_placement(rt, pb, plan, _finish(rt, pb, W, history, converged, plan), rng)
+
+
+def repair_placement(
+    rt: Runtime, pb: Problem, plan: Schedule, first: Restart, rng: np.random.Generator
+) -> Restart:
+    """Shared-topic model: move target-only structure out of shared topics, if that pays.
+
+    When a shared topic is target-only and a target topic is not
+    (:func:`~bcnmf_sc._engine.placement.misplaced_topics`, on up to
+    ``options.init_cells`` cells of each group), the two swap places in the basis and
+    the fit trains again from there (fresh usages, the same schedule). The second fit is
+    kept only if its objective is lower; its history continues the first's. Without
+    such a pair, or with ``options.repair_placement=False``, ``first`` is returned.
+    """
+    tgt, bg = pb.groups
+    if bg.topics is None or not rt.options.repair_placement:
+        return first
+    ut = _usage_sample(rt, tgt, first.usage_target)
+    ub = _usage_sample(rt, bg, first.usage_background)
+    pairs = misplaced_topics(ut, ub, bg.topics.start)  # the target topics come first
+    if not pairs:
+        return first
+    order = torch.as_tensor(swap_order(first.W.shape[0], pairs), device=first.W.device)
+    W = first.W[order].clone()
+    for g in pb.groups:
+        g.H = init_usage(rt, g, plan.n_components, rng)
+    W, history, converged = _train(rt, pb, W, plan, rng)
+    second = _finish(rt, pb, W, history, converged, plan)
+    if not second.objective < first.objective:
+        return first
+    both = first.history.then(second.history)
+    return dataclasses.replace(second, history=both, n_epochs=len(both.epoch), swapped=tuple(pairs))
+
+
+def _usage_sample(rt: Runtime, g: Group, usage: torch.Tensor) -> np.ndarray:
+    """Every ``s``-th cell's usages (float64), gathered over processes.
+
+    ``s`` is chosen so that about ``options.init_cells`` of the group's cells are kept.
+    """
+    step = max(1, -(-g.n // rt.options.init_cells))
+    local = usage[::step].double().cpu().numpy()
+    return np.concatenate(rt.comm.all_gather(local))
 
 
 def _train(rt: Runtime, pb: Problem, W: torch.Tensor, plan: Schedule, rng: np.random.Generator):

@@ -183,8 +183,11 @@ def bcnmf(
     ``.uns[key_added]`` : dict
         ``params`` (everything needed to reproduce the fit; parameters that were
         ``None`` are left out), ``history`` (per-epoch objective), ``topics`` (names),
-        ``objective``, ``n_epochs``, ``converged`` and ``enrichment``: a DataFrame with
-        one row per topic comparing target and background cells (see
+        ``objective``, ``n_epochs``, ``converged``, ``swapped_topics`` (shared-topic
+        model: rows ``[shared, target]`` of topic positions, 0-based, whose places the
+        fit swapped because the shared one held target-only structure; see
+        ``BcNMF.swapped_topics_``; no rows when none were) and ``enrichment``: a
+        DataFrame with one row per topic comparing target and background cells (see
         :func:`bcnmf_sc.tl.topic_enrichment`), most target-enriched topic (largest
         ``log2fc``) first. With ``consensus=True`` the table has a ``stability`` column
         (per topic, the mean cosine similarity of the loadings matched to it in every
@@ -394,8 +397,8 @@ def bcnmf_transform(
         The target score, weighted by the reference's enrichment table.
     ``.uns[key]``
         The reference's ``params`` (plus ``projected=True``, the query's ``layer`` and
-        ``n_genes_matched``), ``topics``, ``history``, ``n_epochs``, ``converged`` and
-        ``enrichment`` (the reference's target vs background table).
+        ``n_genes_matched``), ``topics``, ``history``, ``n_epochs``, ``converged``,
+        ``swapped_topics`` and ``enrichment`` (the reference's target vs background table).
 
     Raises
     ------

@@ -243,7 +243,8 @@ def consensus_model(
     params = {k: v for k, v in ref.get_params().items() if k != "n_components"}
     model = BcNMF.from_components(info["components"], **params)
     model.score_source(_source(target), _source(background))
-    for name in ("history_", "n_epochs_", "n_iter_", "converged_", "solver_", "init_", "tol_"):
+    attrs = ("history_", "n_epochs_", "n_iter_", "converged_", "solver_", "init_", "tol_")
+    for name in attrs:
         if hasattr(ref, name):
             setattr(model, name, getattr(ref, name))
     return model, info

@@ -162,6 +162,9 @@ def fit_result(
         "objective": float(model.objective_),
         "n_epochs": int(model.n_epochs_),
         "converged": bool(model.converged_),
+        "swapped_topics": np.asarray(getattr(model, "swapped_topics_", []), dtype=int).reshape(
+            -1, 2
+        ),
         "enrichment": enrichment,
     }
     if consensus is not None:
@@ -189,9 +192,9 @@ def transform_result(
     loadings on the query's genes (``n_vars`` x K, renormalised over the matched genes,
     0 elsewhere). The query's ``.uns[key]`` holds the reference's ``params`` (with
     ``projected=True``, the query's ``layer`` and ``n_genes_matched``), ``topics``,
-    ``history``, ``n_epochs``, ``converged`` and ``enrichment`` (the reference's target vs
-    background table: which topics are target-enriched), so that ``pl.*``,
-    ``get.*`` and :func:`~bcnmf_sc.tl.topic_enrichment` work on the query as on the
+    ``history``, ``n_epochs``, ``converged``, ``swapped_topics`` and ``enrichment``
+    (the reference's target vs background table: which topics are target-enriched), so
+    that ``pl.*``, ``get.*`` and :func:`~bcnmf_sc.tl.topic_enrichment` work on the query as on the
     reference.
     """
     params = dict(reference.get("params", {}))
@@ -204,7 +207,7 @@ def transform_result(
             k: np.asarray(v, dtype=float) for k, v in dict(reference.get("history", {})).items()
         },
     }
-    for name in ("n_epochs", "converged"):
+    for name in ("n_epochs", "converged", "swapped_topics"):
         if name in reference:
             uns[name] = plain(reference[name])
     enrichment = reference.get("enrichment")
