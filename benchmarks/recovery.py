@@ -43,7 +43,8 @@ Columns (means over seeds; per-fit values in the CSV):
     Adjusted Rand index of k-means(2) (n_init 10, random_state 0) on a read-out of the
     target cells against the program's cells. Read-outs (``--readouts``): ``score`` the
     target score ``tl.bcnmf`` writes (topic proportions weighted by the enrichment table's
-    ``excess``); ``all`` all topic proportions (cPCA: all component scores); or
+    ``excess``; shared topics weigh nothing); ``all`` all topic proportions (cPCA: all
+    component scores); or
     ``module:function``, any function ``f(fit) -> array (n_target x d)`` taking the
     :class:`Fit` record (imported from the working directory / ``PYTHONPATH``), so a new
     recommended read-out plugs in without editing this file.
@@ -93,6 +94,7 @@ from bcnmf_sc.datasets import simulate, simulation_families  # noqa: E402
 from bcnmf_sc.tl._bcnmf import checked_model, held_out_cells  # noqa: E402
 from bcnmf_sc.tl._enrichment import (  # noqa: E402
     compare_usage,
+    score_weights,
     target_score,
     usage_proportions,
 )
@@ -208,10 +210,15 @@ def fit_cpca(prep, k, a):
 
 # --------------------------------------------------------------------------- read-outs
 def readout_score(fit: Fit) -> np.ndarray | None:
-    """The target score ``tl.bcnmf`` writes: proportions weighted by ``excess``."""
+    """The target score ``tl.bcnmf`` writes: proportions weighted by ``excess``.
+
+    The weights are tl's (``score_weights``): shared topics weigh nothing.
+    """
     if not fit.nonneg:
         return None
-    w = fit.enrichment()["excess"].to_numpy()
+    table = fit.enrichment()
+    n_shared = int(getattr(fit.model, "n_shared_", 0) or 0)
+    w = score_weights(table, list(table.index), n_shared)
     return target_score(fit.usage_target, w)[:, None]
 
 

@@ -351,3 +351,34 @@ def test_cli_refuses_shared_topics_with_alpha(cmd, tmp_path, capsys):
     assert lines[0].startswith(prefix_err), err
     assert "--alpha" in lines[0] and "--n-shared 0" in lines[0], err
     assert not out.exists() and path.read_bytes() == before
+
+
+def test_target_score_weighs_only_target_topics():
+    """Shared topics' excess is a composition shift: it does not enter the target score."""
+    import pandas as pd
+
+    from bcnmf_sc.tl._enrichment import score_weights
+
+    table = pd.DataFrame({"excess": [0.5, 0.0, 0.4, 0.3]}, index=["t1", "t2", "s1", "s2"])
+    np.testing.assert_array_equal(
+        score_weights(table, ["t1", "t2", "s1", "s2"]), [0.5, 0, 0.4, 0.3]
+    )
+    np.testing.assert_array_equal(score_weights(table, ["t1", "t2", "s1", "s2"], 2), [0.5, 0, 0, 0])
+    # on a composition shift (type_1 3x more common in the target) the fit writes a score
+    # that is the excess-weighted proportions of the target topics alone
+    ad = bc.datasets.simulate(
+        n_target=300, n_background=300, n_genes=200, n_markers=20, n_programs=0,
+        n_cell_types=6, composition_shift=(0, 3.0), random_state=0,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bc.tl.bcnmf(ad, "condition", "background", n_topics=2, n_shared=8, max_epochs=20,
+                    progress=False)  # fmt: skip
+    enr = ad.uns["bcnmf"]["enrichment"]
+    topics = ad.uns["bcnmf"]["topics"]
+    U = ad.obsm["X_bcnmf"]
+    P = U / U.sum(1, keepdims=True)
+    excess = enr["excess"].reindex(topics).to_numpy()
+    expected = P[:, :2] @ excess[:2]
+    np.testing.assert_allclose(ad.obs["bcnmf_target_score"].to_numpy(), expected, atol=1e-12)
+    assert (excess[2:] > 0).any()  # the expanded type's shared topic has excess, unweighted

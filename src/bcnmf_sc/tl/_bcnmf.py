@@ -176,6 +176,8 @@ def bcnmf(
         ``sum_k p_k * excess_k``, its topic proportions weighted by the ``excess`` column
         of the enrichment table (``1 - mean_background / mean_target`` for topics used
         significantly more by target cells, else 0; 0 everywhere when there are none).
+        Shared topics weigh nothing: both groups' fits use them, so their excess is a
+        change of abundance of shared structure (a composition shift), not a program.
         This is the representation to cluster or threshold to find the target cells that
         carry target-only programs: with many topics, one program is often split over
         several topics, some of them mixed with a cell type and only mildly enriched,
@@ -443,7 +445,8 @@ def bcnmf_transform(
     enr = adata_reference.uns[key].get("enrichment")
     weights = np.zeros(W.shape[0])
     if len(topics) == W.shape[0]:
-        weights = score_weights(enr, topics)
+        n_shared = int(dict(adata_reference.uns[key].get("params", {})).get("n_shared", 0))
+        weights = score_weights(enr, topics, n_shared)
     loadings = np.zeros((adata_query.n_vars, W.shape[0]))
     loadings[pos[found]] = W.T
     result = transform_result(

@@ -34,11 +34,18 @@ def target_score(usage: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return prop @ np.asarray(weights, dtype=float)
 
 
-def score_weights(enrichment: pd.DataFrame | None, topics: Sequence[str]) -> np.ndarray:
+def score_weights(
+    enrichment: pd.DataFrame | None, topics: Sequence[str], n_shared: int = 0
+) -> np.ndarray:
     """The target-score weight of each topic (in ``topics`` order) from an enrichment table.
 
-    Tables written before the ``excess`` column existed fall back on the ``enriched``
-    flag; no table, no weight.
+    The weight is the table's ``excess``. With ``n_shared`` shared topics (the last
+    ``n_shared`` of ``topics``) those weigh nothing: the model fits them to both groups,
+    so a shared topic the target uses more is a change of abundance of something the
+    background also has (a composition shift), not a target program; a target-only
+    program that a fit left in a shared topic is moved to the target block by the fit
+    itself (the placement check). Tables written before the ``excess`` column existed
+    fall back on the ``enriched`` flag; no table, no weight.
     """
     w = np.zeros(len(topics))
     if enrichment is None or len(enrichment) == 0:
@@ -47,7 +54,10 @@ def score_weights(enrichment: pd.DataFrame | None, topics: Sequence[str]) -> np.
     if col not in enrichment:
         return w
     values = pd.Series(np.asarray(enrichment[col], dtype=float), index=enrichment.index)
-    return values.reindex([str(t) for t in topics]).fillna(0.0).to_numpy()
+    w = values.reindex([str(t) for t in topics]).fillna(0.0).to_numpy()
+    if n_shared > 0:
+        w[len(topics) - int(n_shared) :] = 0.0
+    return w
 
 
 def topic_enrichment(

@@ -129,13 +129,14 @@ def fit_result(
     K = usage.shape[1]
     loadings = np.zeros((len(genes), K))
     loadings[genes] = model.components_.T
-    topics = default_topic_names(K, model.resolved_model()[0])
+    n_shared = model.resolved_model()[0]
+    topics = default_topic_names(K, n_shared)
     compared = np.ones_like(is_target) if held_out is None else held_out
     enrichment = compare_usage(
         usage, is_target & compared, is_background & compared, topics,
         names=("target", "background"),
     )  # fmt: skip
-    score = target_score(usage, score_weights(enrichment, topics))
+    score = target_score(usage, score_weights(enrichment, topics, n_shared))
     if consensus is not None:  # per-topic stability, in the table's (sorted) order
         stability = pd.Series(consensus["stability"], index=topics)
         enrichment["stability"] = stability.reindex(enrichment.index).to_numpy()
