@@ -154,7 +154,7 @@ def compare_usage(
         The share of the group's mean usage of the topic that the reference does not
         have, ``1 - mean_<reference> / mean_<group>``, for topics used significantly
         more by the group (``log2fc > 0`` and ``pval_adj < 0.05``); 0 for the others.
-        The weight of the topic in :func:`target_score`.
+        The topic's weight in the target score (``tl``'s ``target_score``).
     ``target_only``
         ``enriched``, and the reference's top users use the topic less than the group's
         top users: the 99th percentile of the reference cells' proportions is below the

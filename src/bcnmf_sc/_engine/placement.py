@@ -4,16 +4,16 @@ In the shared-topic model the target cells use K target topics and S shared ones
 background cells only the shared ones. Multiplicative updates never move a pattern from
 one block to the other, so a fit can end with a target-only program held by a shared
 topic (the background leaves that topic unused where it does not fit) while a target
-topic holds something of no interest. The objective hardly minds, and the target
-score still finds the cells, but the target topics (what the plots and tables show
-first) miss the program: on the recovery suite this was every fit whose best target
-topic separated the program cells with AUROC near 0.5.
+topic holds something of no interest. The objective hardly minds, but the target
+topics (what the plots, the tables and the target score read) miss the program: on the
+recovery suite this was every fit whose best target topic separated the program cells
+with AUROC near 0.5.
 
 :func:`misplaced_topics` finds such topics with the enrichment table's own call: a
 shared topic that is ``target_only`` (enriched in the target, and the background's top
 users stay below the target's) is paired with a target topic that is not. The fit then
 swaps each pair, trains again from the swapped basis and keeps whichever of the two
-fits has the lower objective (:func:`~bcnmf_sc._engine.training.fit_restart`).
+fits has the lower objective (:func:`~bcnmf_sc._engine.training.repair_placement`).
 """
 
 from __future__ import annotations
