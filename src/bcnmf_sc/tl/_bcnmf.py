@@ -11,6 +11,7 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from bcnmf_sc._engine import BcNMF
+from bcnmf_sc._utils import default_topic_names
 from bcnmf_sc._warnings import at_user_line
 
 from ._checks import check_key, check_unique_var_names
@@ -257,6 +258,14 @@ def bcnmf(
     train_t, train_b = inp.is_target & ~held, inp.is_background & ~held
     data = (inp.rows(train_t), inp.rows(train_b))
     model, info = _fit_runs(model, seeds, data, consensus)
+    swapped = getattr(model, "swapped_topics_", [])
+    if swapped:
+        names = default_topic_names(model.components_.shape[0], n_shared_used)
+        moved = ", ".join(f"{names[s]} -> {names[t]}" for s, t in swapped)
+        logg.info(
+            f"    placement check: target-only structure of shared topics moved into the "
+            f"target block and refitted ({moved})"
+        )
 
     # ---- assemble results, then write
     usage = np.zeros((adata.n_obs, model.components_.shape[0]))
