@@ -20,10 +20,11 @@ from bcnmf_sc import BcNMF
 from bcnmf_sc._engine import engine_options
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_time_to_answer import planted_counts  # noqa: E402
+from bench_time_to_answer import planted_counts
 
 
 def main() -> None:
+    """Run the four fits and print one line each."""
     torch.set_num_threads(1)
     for seed in (0, 1):
         X, Y, prog = planted_counts(3000, 3000, 20000, 0.05, seed=seed)
