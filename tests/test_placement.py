@@ -7,12 +7,19 @@ import warnings
 import anndata
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.metrics import roc_auc_score
 
 import bcnmf_sc as bc
 from bcnmf_sc import BcNMF
 from bcnmf_sc._engine import engine_options, training
-from bcnmf_sc._engine.placement import misplaced_topics, swap_order
+from bcnmf_sc._engine.placement import (
+    gene_share,
+    genes_target_only,
+    misplaced_topics,
+    specific_genes,
+    swap_order,
+)
 
 
 def _usages(rng, n_t=400, n_b=400):
@@ -49,6 +56,85 @@ def test_misplaced_topics_pairs_a_target_only_shared_topic_with_a_free_target_to
     # nothing target-only among the shared topics, or no shared topic at all
     assert misplaced_topics(ut[:, [0, 1, 3, 4]], ub[:, [0, 1, 3, 4]], 2) == []
     assert misplaced_topics(ut, ub, 5) == []
+
+
+def test_misplaced_topics_falls_back_on_the_counts_for_an_enriched_shared_topic():
+    ut, ub = _usages(np.random.default_rng(0))
+    # without the usage-level target-only topic 2, the usages give no pair; topic 3 of the
+    # original (index 2 here, a composition shift) is enriched but not target-only
+    ut, ub = ut[:, [0, 1, 3, 4]], ub[:, [0, 1, 3, 4]]
+    W = np.full((4, 150), 0.1)
+    for j in range(4):
+        W[j, 30 * j : 30 * j + 30] = 5.0  # topic j's specific genes: 30j .. 30j + 29
+    asked = []
+
+    def shares(answer):
+        """The count-level answer: target-only only for the genes of topic ``answer``."""
+
+        def by_genes(genes):
+            topic = int(np.min(genes)) // 30
+            asked.append(topic)
+            high = np.r_[np.full(90, 0.1), np.full(10, 0.5)]  # top 10% reach 0.5
+            return (high if topic == answer else np.full(100, 0.1)), np.full(100, 0.1)
+
+        return by_genes
+
+    assert misplaced_topics(ut, ub, 2) == []
+    assert misplaced_topics(ut, ub, 2, W) == []  # the counts are needed too
+    # the counts say target-only: paired with the free target topic (1, not target-only)
+    assert misplaced_topics(ut, ub, 2, W, shares(2)) == [(2, 1)]
+    assert asked == [2]  # only enriched shared topics are asked about
+    asked.clear()
+    assert misplaced_topics(ut, ub, 2, W, shares(None)) == []
+    # a shared topic repeating what a target topic holds is not moved
+    W_repeat = W.copy()
+    W_repeat[2] = W[0]
+    asked.clear()
+    assert misplaced_topics(ut, ub, 2, W_repeat, shares(2)) == []
+    # no free target topic (both target-only, holding different genes): nothing to swap
+    both = ut.copy(), ub.copy()
+    both[0][:, 1] = np.where(np.arange(len(ut)) % 3 == 0, 3.0, 0.0)
+    both[1][:, 1] = 0.0
+    assert misplaced_topics(*both, 2, W, shares(2)) == []
+    # ... unless they repeat each other: the one of smaller excess is free
+    W_twin = W.copy()
+    W_twin[1] = W[0]
+    pairs = misplaced_topics(*both, 2, W_twin, shares(2))
+    assert len(pairs) == 1 and pairs[0][0] == 2 and pairs[0][1] in (0, 1)
+    # a usage-level pair makes the count-level check unnecessary
+    asked.clear()
+    ut0, ub0 = _usages(np.random.default_rng(0))
+    assert misplaced_topics(ut0, ub0, 2, np.vstack([W, np.full((1, 150), 0.1)]), shares(3)) == [
+        (2, 1)
+    ]
+    assert asked == []
+
+
+def test_specific_genes_and_gene_share():
+    rng = np.random.default_rng(1)
+    W = rng.uniform(0.5, 1.0, (3, 40))
+    W[1, 10:15] = 20.0  # genes 10..14 belong to topic 1
+    assert set(specific_genes(W, 1, 5)) == set(range(10, 15))
+    assert len(specific_genes(W, 0, 100)) == 40
+    X = sp.csr_matrix(np.array([[1, 2, 0, 3], [0, 0, 0, 0], [4, 0, 4, 0]], dtype=float))
+    np.testing.assert_allclose(gene_share(X, np.array([0, 2])), [1 / 6, 0.0, 1.0])
+
+
+def test_genes_target_only_separates_a_program_from_a_composition_shift():
+    """Counts on a topic's genes: a program reaches levels no background cell does."""
+    rng = np.random.default_rng(2)
+
+    def shares(n, frac_high, high):
+        level = np.where(rng.random(n) < frac_high, high, 0.05)
+        return rng.gamma(50.0, level / 50.0)
+
+    background = shares(2000, 0.17, 0.15)  # a cell type at 0.15 in 17% of the cells
+    # composition shift: the same cell type, in 50% of the target cells, at the same level
+    assert not genes_target_only(shares(2000, 0.5, 0.15), background)
+    # a program: half the target cells 1.8-fold above the background's non-type cells
+    no_type = shares(2000, 0.0, 0.0)
+    assert genes_target_only(shares(2000, 0.5, 0.09), no_type)
+    assert not genes_target_only(np.array([0.5]), no_type)  # too few cells to say
 
 
 def test_swap_order():
@@ -120,6 +206,46 @@ def test_fit_moves_a_program_held_by_a_shared_topic_into_the_target_block(plante
     assert repaired.n_epochs_ == len(repaired.history_["epoch"]) > plain.n_epochs_
     assert np.all(np.diff(repaired.history_["epoch"]) == 1)
     assert np.all(np.diff(repaired.history_["seconds"]) >= 0)
+
+
+def _two_programs(seed):
+    """The suite's ``two_programs`` family (3x and 1.8x programs) at 500 + 500 x 400."""
+    kwargs = bc.datasets.simulation_families()["two_programs"]["kwargs"]
+    ad = bc.datasets.simulate(
+        n_target=500, n_background=500, n_genes=400, random_state=seed, **kwargs
+    )
+    t = (ad.obs["condition"] == "target").to_numpy()
+    progs = [ad.obs[p].to_numpy()[t] for p in ("program_1", "program_2")]
+    return ad.X[t], ad.X[~t], progs
+
+
+def _fit(X, Y, seed, repair):
+    with warnings.catch_warnings(), engine_options(repair_placement=repair):
+        warnings.simplefilter("ignore")
+        return BcNMF(2, random_state=seed).fit(X, Y)
+
+
+def test_counts_move_a_weaker_program_out_of_a_shared_topic():
+    """Seed 3: both target topics hold the 3x program, the 1.8x one is in a shared topic.
+
+    That shared topic is enriched but not ``target_only`` in the usages; in the counts
+    on its genes the target's top cells reach beyond the background's, so it swaps with
+    one of the two target topics that repeat each other.
+    """
+    X, Y, (p1, p2) = _two_programs(3)
+    plain, repaired = _fit(X, Y, 3, False), _fit(X, Y, 3, True)
+    assert min(_best_target_auc(plain, p) for p in (p1, p2)) < 0.8
+    assert len(repaired.swapped_topics_) == 1 and repaired.swapped_topics_[0][0] >= 2
+    assert min(_best_target_auc(repaired, p) for p in (p1, p2)) > 0.95
+    assert repaired.objective_ < plain.objective_
+
+
+def test_counts_leave_a_fit_that_holds_both_programs_alone():
+    """Seed 2: the target topics hold one program each; no target topic is free."""
+    X, Y, (p1, p2) = _two_programs(2)
+    m = _fit(X, Y, 2, True)
+    assert m.swapped_topics_ == []
+    assert min(_best_target_auc(m, p) for p in (p1, p2)) > 0.95
 
 
 def test_contrast_has_no_placement_check():

@@ -21,7 +21,7 @@ from bcnmf_sc._progress import progress_bar
 from ._dist import LocalComm
 from .init import init_components, order_by_enrichment
 from .losses import EPS
-from .placement import misplaced_topics, swap_order
+from .placement import gene_share, misplaced_topics, swap_order
 from .problem import Group, Problem
 from .rows import RowSource, checked_rows
 from .solver import (
@@ -296,7 +296,19 @@ def repair_placement(
         return first
     ut = _usage_sample(rt, tgt, first.usage_target)
     ub = _usage_sample(rt, bg, first.usage_background)
-    pairs = misplaced_topics(ut, ub, bg.topics.start)  # the target topics come first
+    rows: dict[str, sp.csr_matrix] = {}
+
+    def shares(genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = []
+        for g in pb.groups:
+            if g.role not in rows:
+                rows[g.role] = checked_rows(g.source, _sample_rows(rt, g))
+            out.append(np.concatenate(rt.comm.all_gather(gene_share(rows[g.role], genes))))
+        return out[0], out[1]
+
+    components = first.W.double().cpu().numpy()
+    # the target topics come first
+    pairs = misplaced_topics(ut, ub, bg.topics.start, components, shares)
     if not pairs:
         return first
     order = torch.as_tensor(swap_order(first.W.shape[0], pairs), device=first.W.device)
@@ -311,13 +323,21 @@ def repair_placement(
     return dataclasses.replace(second, history=both, n_epochs=len(both.epoch), swapped=tuple(pairs))
 
 
-def _usage_sample(rt: Runtime, g: Group, usage: torch.Tensor) -> np.ndarray:
-    """Every ``s``-th cell's usages (float64), gathered over processes.
+def _sample_rows(rt: Runtime, g: Group) -> np.ndarray:
+    """The rows (of this process) of the placement check's sample: every ``s``-th cell.
 
     ``s`` is chosen so that about ``options.init_cells`` of the group's cells are kept.
     """
-    step = max(1, -(-g.n // rt.options.init_cells))
-    local = usage[::step].double().cpu().numpy()
+    return np.arange(0, g.n_local, _sample_step(rt, g))
+
+
+def _sample_step(rt: Runtime, g: Group) -> int:
+    return max(1, -(-g.n // rt.options.init_cells))
+
+
+def _usage_sample(rt: Runtime, g: Group, usage: torch.Tensor) -> np.ndarray:
+    """The usages (float64) of the sample's cells (:func:`_sample_rows`), over processes."""
+    local = usage[:: _sample_step(rt, g)].double().cpu().numpy()
     return np.concatenate(rt.comm.all_gather(local))
 
 
