@@ -284,7 +284,8 @@ def repair_placement(
 ) -> Restart:
     """Shared-topic model: move target-only structure out of shared topics, if that pays.
 
-    When a shared topic is target-only and a target topic is not
+    When a shared topic is target-only and a target topic is not, or, failing that, the
+    counts on an enriched shared topic's specific genes say it holds a program
     (:func:`~bcnmf_sc._engine.placement.misplaced_topics`, on up to
     ``options.init_cells`` cells of each group), the two swap places in the basis and
     the fit trains again from there (fresh usages, the same schedule). The second fit is
@@ -296,15 +297,15 @@ def repair_placement(
         return first
     ut = _usage_sample(rt, tgt, first.usage_target)
     ub = _usage_sample(rt, bg, first.usage_background)
-    rows: dict[str, sp.csr_matrix] = {}
+    rows: dict[str, sp.csr_matrix] = {}  # each group's sampled counts, read when first asked
+
+    def share(g: Group, genes: np.ndarray) -> np.ndarray:
+        if g.role not in rows:
+            rows[g.role] = checked_rows(g.source, _sample_rows(rt, g))
+        return np.concatenate(rt.comm.all_gather(gene_share(rows[g.role], genes)))
 
     def shares(genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = []
-        for g in pb.groups:
-            if g.role not in rows:
-                rows[g.role] = checked_rows(g.source, _sample_rows(rt, g))
-            out.append(np.concatenate(rt.comm.all_gather(gene_share(rows[g.role], genes))))
-        return out[0], out[1]
+        return share(tgt, genes), share(bg, genes)
 
     components = first.W.double().cpu().numpy()
     # the target topics come first
