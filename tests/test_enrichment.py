@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from anndata import AnnData
+from scipy.stats import t as student_t
 
 import bcnmf_sc as bc
 from bcnmf_sc._engine.enrichment import benjamini_hochberg, compare_usage
@@ -64,6 +65,7 @@ def test_target_only_separates_programs_from_composition_shifts():
         "auroc",
         "pval",
         "pval_adj",
+        "pval_enriched_adj",
         "enriched",
         "excess",
         "target_only",
@@ -97,6 +99,62 @@ def test_target_only_on_a_simulated_composition_shift():
     table = compare_usage(usage, is_target, ~is_target, ["cell_type_0", "program", "rest"])
     assert table.loc["cell_type_0", "enriched"] and not table.loc["cell_type_0", "target_only"]
     assert table.loc["program", "enriched"] and table.loc["program", "target_only"]
+
+
+def _welch_above_by_hand(a: np.ndarray, b: np.ndarray, ratio: float, eps: float) -> float:
+    """One-sided Welch p-value of mean(a) + eps > ratio (mean(b) + eps), from the formulas."""
+    va, vb = a.var(ddof=1) / len(a), ratio**2 * b.var(ddof=1) / len(b)
+    t = (a.mean() - ratio * b.mean() - (ratio - 1) * eps) / np.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return float(student_t.sf(t, dof))
+
+
+def test_enriched_tests_the_fold_change_threshold_not_no_change():
+    """``enriched``: log2fc >= 0.5 and the mean significantly above 1.2x the reference's.
+
+    A cell type that is by chance more frequent among a few hundred target cells (65 of
+    200 against 34 of 200, as in a null simulation's held-out cells) passes a test against
+    no change and has an estimated log2 fold change above 0.5; its fold change is not
+    significantly above 1.2, so it is not called enriched. A 2-fold program is.
+    """
+    rng = np.random.default_rng(0)
+    n = 200
+    is_target = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    in_type = np.r_[np.arange(n) < 65, np.arange(n) < 34]  # 32.5% vs 17% of the cells
+    program = np.r_[rng.random(n) < 0.5, np.zeros(n, bool)]
+    usage = np.c_[
+        np.where(in_type, 0.3, 0.02) + rng.uniform(0, 0.01, 2 * n),  # the cell type's topic
+        np.where(program, 0.3, 0.1) + rng.uniform(0, 0.01, 2 * n),  # a 2-fold program
+        np.ones(2 * n),
+    ]
+    table = compare_usage(usage, is_target, ~is_target, TOPICS)
+    chance = table.loc["topic_1"]
+    assert chance["log2fc"] > 0.5 and chance["pval_adj"] < 0.01  # the old rule's call
+    assert not chance["enriched"] and chance["pval_enriched_adj"] > 0.05
+    assert table.loc["topic_2", "enriched"]
+    # agreement with the formulas: Welch against the threshold, then Benjamini-Hochberg
+    prop = usage / usage.sum(1, keepdims=True)
+    eps = 1e-3 / 3
+    raw = np.array(
+        [_welch_above_by_hand(prop[is_target, k], prop[~is_target, k], 1.2, eps) for k in range(3)]
+    )
+    np.testing.assert_allclose(table.loc[TOPICS, "pval_enriched_adj"], _bh_by_hand(raw), rtol=1e-8)
+    rule = (table["log2fc"] >= 0.5) & (table["pval_enriched_adj"] < 0.05)
+    assert (table["enriched"] == rule).all()
+
+
+def test_enriched_is_rarely_called_between_exchangeable_groups():
+    """Target and reference cells from one population: a topic is called in <= 5% of draws."""
+    called = []
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        types = rng.integers(4, size=400)  # four cell types, one topic each
+        usage = np.eye(4)[types] * 0.6 + rng.dirichlet(np.ones(4), size=400) * 0.4
+        is_target = np.arange(400) < 200
+        called.append(
+            compare_usage(usage, is_target, ~is_target, TOPICS + ["t4"])["enriched"].any()
+        )
+    assert np.mean(called) <= 0.05
 
 
 def test_log2fc_pseudo_count_keeps_unused_topics_on_the_data_scale():
@@ -168,7 +226,9 @@ def test_sample_level_test_does_not_reject_a_donor_effect():
 
 
 def test_sample_level_test_finds_a_consistent_condition_effect():
-    adata = _donors(0, effect=1.5)
+    # effect 2 (a 2.5-fold mean): at 4 against 4 donors, effect 1.5 (1.9-fold, p 0.008
+    # against no change) is not significantly above the 1.2-fold null of ``enriched``
+    adata = _donors(0, effect=2.0)
     table = bc.tl.topic_enrichment(
         adata, "condition", groups="target", reference="background", sample_key="donor"
     )

@@ -144,6 +144,7 @@ def test_enrichment_sorted_and_correct(fitted):
         "auroc",
         "pval",
         "pval_adj",
+        "pval_enriched_adj",
         "enriched",
         "excess",
         "target_only",
@@ -170,7 +171,9 @@ def test_enrichment_sorted_and_correct(fitted):
         assert row["log2fc"] == pytest.approx(np.log2((mt + eps) / (mb + eps)), rel=1e-6)
         welch = ttest_ind(prop[sel][y, k], prop[sel][~y, k], equal_var=False).pvalue
         assert row["pval"] == pytest.approx(welch, rel=1e-6, abs=1e-300)
-        assert row["enriched"] == (row["log2fc"] >= 0.5 and row["pval_adj"] < 0.05)
+        # enriched: log2fc >= 0.5 and a one-sided Welch test of mean_target > 1.2
+        # mean_background (that fold change as the null), Benjamini-Hochberg over topics
+        assert row["enriched"] == (row["log2fc"] >= 0.5 and row["pval_enriched_adj"] < 0.05)
         significant = row["log2fc"] > 0 and row["pval_adj"] < 0.05
         assert row["excess"] == pytest.approx(1 - mb / mt if significant else 0.0, abs=1e-12)
         top_users = np.quantile(prop[sel][~y, k], 0.99) < np.quantile(prop[sel][y, k], 0.9)

@@ -111,7 +111,7 @@ def topic_enrichment(
     -------
     Tidy table with columns ``group``, ``reference`` (``"rest"`` or the reference group),
     ``topic``, ``mean_group``, ``mean_reference``, ``log2fc``, ``auroc``, ``pval``,
-    ``pval_adj``, ``enriched``, ``excess``, ``target_only`` (see
+    ``pval_adj``, ``pval_enriched_adj``, ``enriched``, ``excess``, ``target_only`` (see
     :func:`bcnmf_sc.tl._enrichment.compare_usage`) and, with ``sample_key``,
     ``n_samples_group`` and ``n_samples_reference``; within each group the most enriched
     topic (largest ``log2fc``) comes first. It is also stored in
