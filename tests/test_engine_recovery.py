@@ -103,3 +103,19 @@ def test_short_forgetting_horizon_reaches_the_same_objective():
     assert short.objective_ == pytest.approx(epoch.objective_, rel=0.01)
     hist = np.array(short.history_["objective"])
     assert hist[-10:].mean() < hist[:10].mean()
+
+
+def test_shared_model_forgets_over_its_own_horizon():
+    """The shared-topic model's horizon: the larger of a cell count and a share of the cells."""
+    from bcnmf_sc._engine import engine_options
+
+    X, Y = _small_pair()  # 500 cells: the default horizon (5,000 cells) is the epoch
+    kw = dict(n_shared=4, dtype="float64", solver="minibatch", batch_size=100, tol=0)
+    epoch = _fit(X, Y, 2, 0, max_epochs=40, **kw)
+    with engine_options(forget_cells_shared=(300, 0.0)):  # 300 cells: 3 batches
+        short = _fit(X, Y, 2, 0, max_epochs=40, **kw)
+    with engine_options(forget_cells_shared=(0, 0.6)):  # 60% of 500 cells: the same
+        share = _fit(X, Y, 2, 0, max_epochs=40, **kw)
+    np.testing.assert_array_equal(share.components_, short.components_)
+    assert short.objective_ != epoch.objective_  # the horizon did change the fit
+    assert short.objective_ == pytest.approx(epoch.objective_, rel=0.01)

@@ -165,7 +165,10 @@ class BcNMF:
         step): statistics of 20,000 random cells estimate those of all cells well, and
         forgetting on that horizon lets ``W`` make progress within an epoch instead of once
         per epoch (``benchmarks/bench_converge.py``, 100k cells: together with the
-        over-relaxed usage steps, 5 epochs now fit better than 15 did before).
+        over-relaxed usage steps, 5 epochs now fit better than 15 did before). The
+        shared-topic model forgets over an eighth of an epoch, at least 5,000 and at
+        most 20,000 cells (``benchmarks/bench_forget.py``: at 20,000 + 20,000 cells 1.4x
+        fewer epochs to a lower objective).
     distributed
         ``True``: data-parallel training. This process is one rank of an initialised
         ``torch.distributed`` process group (``gloo`` on CPU, ``nccl`` on GPUs; see

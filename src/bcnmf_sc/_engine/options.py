@@ -57,10 +57,21 @@ class Options:
         structure with target topics that do not and train again, keeping the lower
         objective (:func:`~bcnmf_sc._engine.training.repair_placement`).
     forget_cells
-        Minibatch: the running statistics that update W forget over at most this many
-        cells (an epoch of smaller data); 100k cells, training objective: 20k reached in
-        15 epochs what forgetting over an epoch reached in 29; 10k was no better than
-        20k, and a horizon doubling every epoch (20k, 40k, ...) lost most of the gain.
+        Minibatch, the contrast: the running statistics that update W forget over at
+        most this many cells (an epoch of smaller data); 100k cells, training objective:
+        20k reached in 15 epochs what forgetting over an epoch reached in 29; 10k was no
+        better than 20k, and a horizon doubling every epoch (20k, 40k, ...) lost most of
+        the gain.
+    forget_cells_shared
+        The horizon of the shared-topic model (the default for counts), as ``(cells,
+        share)``: the larger of ``cells`` and ``share`` of an epoch's cells, at most
+        ``forget_cells`` (and at most an epoch). Its W follows the statistics of fewer
+        cells well on mid-sized data: on 20,000 + 20,000 simulated cells, K = 10, a
+        horizon of 5,000 cells stopped in 23-25 epochs instead of 33-34 (1.4x sooner) at
+        a lower objective and with better recovery of the planted program; at 100,000
+        cells 5,000 stopped early at a worse objective (1e-3), 12,500 (an eighth of the
+        epoch) matched 20,000 (``benchmarks/bench_forget.py``, ``bench_large.py``;
+        docs/benchmarks.md). Above 160,000 cells this is ``forget_cells``.
     window_rows
         Rows read from a source with one call while training or projecting (a window).
     shuffle_block
@@ -81,6 +92,7 @@ class Options:
     init_cells: int = 20_000
     repair_placement: bool = True
     forget_cells: float = 20_000
+    forget_cells_shared: tuple[float, float] = (5_000, 0.125)
     window_rows: int = 16_384
     shuffle_block: int = 128
 

@@ -284,6 +284,19 @@ def full_epoch(rt: Runtime, pb: Problem, W: torch.Tensor, state: FullBatchState)
     return W, (lx, ly), True  # no step descends: a stationary point
 
 
+def forget_cells(opts: Options, pb: Problem) -> float:
+    """Cells over which the minibatch statistics are forgotten (before the epoch's cap).
+
+    The contrast: ``options.forget_cells``. The shared-topic model: the larger of
+    ``cells`` and ``share`` of an epoch's cells (``options.forget_cells_shared``), at
+    most ``options.forget_cells``.
+    """
+    if not pb.shared:
+        return opts.forget_cells
+    cells, share = opts.forget_cells_shared
+    return min(opts.forget_cells, max(cells, share * sum(g.n for g in pb.groups)))
+
+
 def minibatch_epoch(
     rt: Runtime, pb: Problem, W: torch.Tensor, state: MinibatchState, rng: np.random.Generator
 ):
@@ -299,8 +312,8 @@ def minibatch_epoch(
     bg_solve = rt.options.bg_solve
     sizes = batch_sizes(rt, groups)
     steps = max(math.ceil(g.n / b) for g, b in zip(groups, sizes, strict=True))
-    # statistics forgotten over one epoch or options.forget_cells cells, whichever is shorter
-    horizon = max(1.0, min(steps, rt.options.forget_cells / sum(sizes)))
+    # statistics forgotten over one epoch or the horizon of the options, whichever is shorter
+    horizon = max(1.0, min(steps, forget_cells(rt.options, pb) / sum(sizes)))
     rho = rt.forget_factor ** (1.0 / horizon)
     if not state.acc:
         state.acc = [Accumulator(torch.zeros_like(W), torch.zeros_like(W)) for _ in groups]
