@@ -58,7 +58,11 @@ def _variants():
 
         solver.solve_usage = plain_target_steps
         try:
-            with engine_options(forget_cells=float("inf")):
+            # per epoch in both models (the shared one has its own horizon)
+            per_epoch = engine_options(
+                forget_cells=float("inf"), forget_cells_shared=(float("inf"), 0.0)
+            )
+            with per_epoch:
                 yield
         finally:
             solver.solve_usage = solve

@@ -10,9 +10,8 @@ Run from the repository root::
 20% non-zeros), once per horizon of the shared model
 (``engine_options(forget_cells_shared=(value, 0))``: that many cells, capped at an epoch
 and at 20,000), the values taking turns (``--repeats`` rounds) so that other load on the
-machine hits all alike; one torch
-thread. Reported per value (medians over rounds; each fit is deterministic, so only the
-seconds vary): epochs to the default stopping rule, seconds, the final objective and its
+machine hits all alike; one torch thread. Reported per value (medians over rounds; each
+fit is deterministic, so only the seconds vary): epochs to the default stopping rule, seconds, the final objective and its
 gap to the best objective of any row (relative), and the best target topic's cell AUROC
 for the program. With ``--long E`` every value also runs ``E`` epochs with ``tol=0``:
 the reference for "converged" (the gap column is then relative to the best of those).

@@ -100,7 +100,7 @@ def _above_ratio(a: np.ndarray, b: np.ndarray, ratio: float, eps: float) -> np.n
     """
     shifted = ratio * b + (ratio - 1.0) * eps  # its mean: the threshold for mean(a)
     diff = a.mean(0) - shifted.mean(0)
-    pval = np.where(diff > 0, 0.0, 1.0)  # no spread (constant groups, one cell each)
+    pval = np.where(diff > 0, 0.0, 1.0)  # no spread: constant groups, or one cell on a side
     if len(a) > 1 and len(b) > 1:
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # columns without spread: NaN
