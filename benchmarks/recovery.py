@@ -65,6 +65,11 @@ Columns (means over seeds; per-fit values in the CSV):
     whose proportion best separates type_1 cells from the others, all cells) is flagged
     target-only: the table's ``target_only`` column if it has one, else ``enriched``
     (goal: 0%, the background uses that topic too).
+``target-only: prog``, ``target-only: any``
+    Share of fits in which the table calls the program's best topic ``target_only``, and
+    in which it calls any target topic (any topic for the contrast) ``target_only``. On
+    ``composition``, ``null`` and ``depth_only``, where no program exists, the second is
+    the rate of false target-only programs (goal: 0%).
 ``swapped``
     Share of fits in which the shared-topic model's placement check swapped a shared
     topic holding target-only structure into the target block (``swapped_topics_``).
@@ -293,6 +298,8 @@ def evaluate(fit: Fit, ad, kind: str, readouts: dict) -> list[dict]:
         table = fit.enrichment()
         base["enriched: any"] = float(table["enriched"].any())
         base["swapped"] = float(len(getattr(fit.model, "swapped_topics_", None) or []) > 0)
+        if "target_only" in table:  # the target topics: the first K (shared ones follow)
+            base["target-only: any"] = float(table["target_only"].iloc[: fit.k].any())
     rows = []
     if kind == "program":
         progs = [c for c in ad.obs.columns if c.startswith("program_")]
@@ -312,6 +319,8 @@ def evaluate(fit: Fit, ad, kind: str, readouts: dict) -> list[dict]:
             })  # fmt: skip
             if fit.nonneg:
                 row["enriched: prog"] = float(table["enriched"].iloc[j])
+                if "target_only" in table:
+                    row["target-only: prog"] = float(table["target_only"].iloc[j])
             for name, fn in readouts.items():
                 row[f"ARI({name})"] = kmeans_ari(cells, fn(fit))
             rows.append(row)
@@ -333,7 +342,7 @@ def evaluate(fit: Fit, ad, kind: str, readouts: dict) -> list[dict]:
 
 # -------------------------------------------------------------------------------- main
 COLUMNS = ["cell AUROC", "gene AUROC", "enriched: prog", "enriched: any", "expanded flagged",
-           "swapped"]  # fmt: skip
+           "target-only: prog", "target-only: any", "swapped"]  # fmt: skip
 
 
 def run(args) -> list[dict]:
@@ -419,7 +428,7 @@ def summarise(records: list[dict], readouts: list[str]) -> str:
             vals = [r[c] for r in rows if c in r and np.isfinite(r[c])]
             if not vals:
                 cells.append("")
-            elif c.startswith("enriched") or c in ("expanded flagged", "swapped"):
+            elif c.startswith(("enriched", "target-only")) or c in ("expanded flagged", "swapped"):
                 cells.append(f"{100 * np.mean(vals):.0f}%")
             elif c == "s/fit":
                 cells.append(f"{np.mean(vals):.1f}")

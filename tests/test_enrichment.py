@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ from anndata import AnnData
 from scipy.stats import t as student_t
 
 import bcnmf_sc as bc
-from bcnmf_sc._engine.enrichment import benjamini_hochberg, compare_usage
+from bcnmf_sc._engine.enrichment import _quantile_not_above, benjamini_hochberg, compare_usage
 
 TOPICS = ["topic_1", "topic_2", "topic_3"]
 
@@ -57,7 +59,6 @@ def _two_groups(seed: int = 0):
 def test_target_only_separates_programs_from_composition_shifts():
     usage, is_target = _two_groups()
     table = compare_usage(usage, is_target, ~is_target, TOPICS)
-    # existing columns and order unchanged; target_only appended
     assert list(table.columns) == [
         "mean_target",
         "mean_background",
@@ -68,6 +69,7 @@ def test_target_only_separates_programs_from_composition_shifts():
         "pval_enriched_adj",
         "enriched",
         "excess",
+        "pval_target_only",
         "target_only",
     ]
     assert np.all(np.diff(table["log2fc"].to_numpy()) <= 0)
@@ -78,7 +80,10 @@ def test_target_only_separates_programs_from_composition_shifts():
     prop = usage / usage.sum(1, keepdims=True)
     for k, name in enumerate(TOPICS):
         rule = np.quantile(prop[~is_target, k], 0.99) < np.quantile(prop[is_target, k], 0.9)
-        assert table.loc[name, "target_only"] == (table.loc[name, "enriched"] and rule)
+        confident = table.loc[name, "pval_target_only"] < 0.05
+        assert table.loc[name, "target_only"] == (
+            table.loc[name, "enriched"] and rule and confident
+        )
 
 
 def test_target_only_on_a_simulated_composition_shift():
@@ -99,6 +104,67 @@ def test_target_only_on_a_simulated_composition_shift():
     table = compare_usage(usage, is_target, ~is_target, ["cell_type_0", "program", "rest"])
     assert table.loc["cell_type_0", "enriched"] and not table.loc["cell_type_0", "target_only"]
     assert table.loc["program", "enriched"] and table.loc["program", "target_only"]
+
+
+def _quantile_not_above_by_enumeration(a: np.ndarray, b: np.ndarray) -> float:
+    """P(q90 of a resample of ``a`` <= q99 of one of ``b``), over every pair of resamples.
+
+    Each resample is one of the ``n**n`` ordered draws with replacement, all equally
+    likely; its quantile is the order statistic of rank ``floor((n - 1) q) + 1``.
+    """
+
+    def quantiles(x: np.ndarray, q: float) -> np.ndarray:
+        n = len(x)
+        draws = np.array(list(itertools.product(range(n), repeat=n)))
+        return np.sort(x[draws], axis=1)[:, int(np.floor((n - 1) * q))]
+
+    qa, qb = quantiles(a, 0.9), quantiles(b, 0.99)
+    return float((qa[:, None] <= qb[None, :]).mean())
+
+
+def test_pval_target_only_is_the_bootstrap_over_every_resample():
+    """Agreement with an enumeration of all resamples (5 + 4 cells, ties included)."""
+    a = np.array([[0.30], [0.10], [0.25], [0.10], [0.05]])
+    b = np.array([[0.20], [0.02], [0.10], [0.04]])
+    exact = _quantile_not_above_by_enumeration(a[:, 0], b[:, 0])
+    assert 0.05 < exact < 0.95  # a case with some of both outcomes
+    assert _quantile_not_above(a, b, 0.9, 0.99)[0] == pytest.approx(exact, abs=1e-12)
+    # and against drawing resamples, at the enrichment table's sizes
+    rng = np.random.default_rng(1)
+    a, b = rng.gamma(2, 0.05, (200, 1)), rng.gamma(2, 0.04, (150, 1))
+    draws = 20000
+    qa = np.sort(a[rng.integers(0, 200, (draws, 200)), 0], 1)[:, int(np.floor(199 * 0.9))]
+    qb = np.sort(b[rng.integers(0, 150, (draws, 150)), 0], 1)[:, int(np.floor(149 * 0.99))]
+    drawn = (qa <= qb).mean()
+    assert _quantile_not_above(a, b, 0.9, 0.99)[0] == pytest.approx(drawn, abs=0.02)
+
+
+def test_target_only_needs_more_than_a_chance_margin_of_the_top_users():
+    """A cell type's topic whose 90th percentile in the group beats the reference's 99th
+    by a hair (the 99th of 200 cells rests on their few largest values) is not
+    target-only; a program that only group cells use strongly is, with a tiny
+    ``pval_target_only``.
+    """
+    rng = np.random.default_rng(30)  # one of the 1% of draws where the point rule calls it
+    n = 200
+    is_target = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    in_type = np.r_[np.arange(n) < 100, np.arange(n) < 30]  # a 3.3-fold composition shift
+    program = np.r_[rng.random(n) < 0.4, np.zeros(n, bool)]
+    level = np.where(in_type, rng.gamma(4, 0.02, 2 * n), 0.005)
+    usage = np.c_[level, np.where(program, 0.3, 0.01), np.ones(2 * n)]
+    prop = usage / usage.sum(1, keepdims=True)
+    # the draw's margin: the group's q90 just above the reference's q99
+    q90 = np.quantile(prop[is_target, 0], 0.9)
+    q99 = np.quantile(prop[~is_target, 0], 0.99)
+    assert 1.0 < q90 / q99 < 1.1
+    table = compare_usage(usage, is_target, ~is_target, TOPICS)
+    assert table.loc["topic_1", "enriched"]
+    assert table.loc["topic_1", "pval_target_only"] > 0.2
+    assert not table.loc["topic_1", "target_only"]
+    assert table.loc["topic_2", "target_only"] and table.loc["topic_2", "pval_target_only"] < 1e-6
+    # the placement check reads the quantiles as estimated
+    point = compare_usage(usage, is_target, ~is_target, TOPICS, target_only_pval=None)
+    assert point.loc["topic_1", "target_only"]
 
 
 def _welch_above_by_hand(a: np.ndarray, b: np.ndarray, ratio: float, eps: float) -> float:

@@ -52,9 +52,11 @@ def misplaced_topics(
     ``usage_target`` and ``usage_background`` are cells x (K + S) usages of all topics
     (the background's solved over all of them, as :meth:`BcNMF.transform` would);
     topics ``0 .. n_target - 1`` are the target topics. Shared topics flagged
-    ``target_only`` by :func:`~bcnmf_sc._engine.enrichment.compare_usage`, the largest
-    ``excess`` first, are paired with target topics that are not, the smallest
-    ``excess`` first; unpaired topics stay where they are.
+    ``target_only`` by :func:`~bcnmf_sc._engine.enrichment.compare_usage` (its quantiles
+    as estimated, without the bootstrap confidence: a pair only proposes a second fit,
+    kept when its objective is lower), the largest ``excess`` first, are paired with
+    target topics that are not, the smallest ``excess`` first; unpaired topics stay
+    where they are.
 
     Without such a pair, and given the ``components`` (topics x genes) and ``shares``
     (genes -> each sampled target and background cell's share of its counts on them,
@@ -74,7 +76,8 @@ def misplaced_topics(
     usage = np.r_[usage_target, usage_background]
     with warnings.catch_warnings():  # an internal check: scipy's precision notes stay here
         warnings.simplefilter("ignore", RuntimeWarning)
-        table = compare_usage(usage, in_target, ~in_target, names).loc[names]
+        table = compare_usage(usage, in_target, ~in_target, names, target_only_pval=None)
+    table = table.loc[names]
     only = table["target_only"].to_numpy(dtype=bool)
     excess = table["excess"].to_numpy(dtype=float)
     held = sorted((j for j in range(n_target, n_topics) if only[j]), key=lambda j: -excess[j])

@@ -111,10 +111,10 @@ def topic_enrichment(
     -------
     Tidy table with columns ``group``, ``reference`` (``"rest"`` or the reference group),
     ``topic``, ``mean_group``, ``mean_reference``, ``log2fc``, ``auroc``, ``pval``,
-    ``pval_adj``, ``pval_enriched_adj``, ``enriched``, ``excess``, ``target_only`` (see
-    :func:`bcnmf_sc.tl._enrichment.compare_usage`) and, with ``sample_key``,
-    ``n_samples_group`` and ``n_samples_reference``; within each group the most enriched
-    topic (largest ``log2fc``) comes first. It is also stored in
+    ``pval_adj``, ``pval_enriched_adj``, ``enriched``, ``excess``, ``pval_target_only``,
+    ``target_only`` (see :func:`bcnmf_sc.tl._enrichment.compare_usage`) and, with
+    ``sample_key``, ``n_samples_group`` and ``n_samples_reference``; within each group the
+    most enriched topic (largest ``log2fc``) comes first. It is also stored in
     ``adata.uns[key][f"enrichment_{groupby}"]`` (replacing the table of an earlier call
     for the same ``groupby``, with or without ``sample_key``), where
     :func:`bcnmf_sc.pl.topic_enrichment` (``groupby=``) reads it.
