@@ -33,9 +33,11 @@ __all__ = [
 ENRICHED_LOG2FC = 0.5
 ENRICHED_NULL_LOG2FC = float(np.log2(1.2))
 ENRICHED_PVAL = 0.05
-#: ``target_only``: the reference's top users (this quantile of its proportions) stay
-#: below the group's top users (this quantile of the group's proportions).
-TARGET_ONLY_QUANTILES = (0.99, 0.90)
+#: ``target_only``: the reference's top users (this quantile of its proportions: its top
+#: 1% of cells) stay below the group's top users (this quantile: its top 7%). A
+#: composition shift passes only beyond a 7-fold change of a cell type's share, and a
+#: program needs more than 7% of the group's cells.
+TARGET_ONLY_QUANTILES = (0.99, 0.93)
 #: ... and they do so with this confidence: ``pval_target_only``, the share of all
 #: bootstrap resamples of the cells in which the comparison fails, is below it.
 TARGET_ONLY_PVAL = 0.05
@@ -167,6 +169,7 @@ def compare_usage(
     names: tuple[str, str] = ("target", "background"),
     samples: np.ndarray | None = None,
     min_cells: int = 1,
+    target_only_quantiles: tuple[float, float] = TARGET_ONLY_QUANTILES,
     target_only_pval: float | None = TARGET_ONLY_PVAL,
 ) -> pd.DataFrame:
     """Compare topic proportions between two groups of cells, per cell or per sample.
@@ -191,10 +194,12 @@ def compare_usage(
         significant; the sample-level test does not.
     min_cells
         With ``samples``: the fewest cells a sample needs on one side to count there.
-    target_only_pval
-        ``target_only`` needs ``pval_target_only`` below this. ``None``: the comparison of
-        the two quantiles alone, as estimated (the fit's placement check, which only
-        proposes a second fit that the objective then accepts or not).
+    target_only_quantiles, target_only_pval
+        The quantiles of the reference's and of the group's proportions that
+        ``target_only`` compares, and the level ``pval_target_only`` must stay below.
+        ``target_only_pval=None``: the comparison as estimated, without the bootstrap
+        (the fit's placement check, whose call only proposes a second fit that the
+        objective then accepts or not).
 
     Returns
     -------
@@ -237,21 +242,21 @@ def compare_usage(
     ``pval_target_only``
         How sure the comparison of ``target_only`` (below) is: the share of all
         bootstrap resamples of the cells (each group's cells drawn with replacement) in
-        which the reference's 99th percentile is at least the group's 90th, computed
+        which the reference's 99th percentile is at least the group's 93rd, computed
         exactly, without drawing (:func:`_quantile_not_above`). The 99th percentile of
         a few hundred cells rests on their two or three largest values: in a composition
         shift fitted with 10 topics (no program), a topic of the expanded cell type had
-        the group's 90th percentile at 0.091 against the reference's 99th at 0.088, a
-        margin of chance that this probability puts at 0.45.
+        the group's 93rd percentile at 0.105 against the reference's 99th at 0.088 (200
+        + 200 cells), a margin that this probability puts at 0.14.
     ``target_only``
         ``enriched``, and the reference's top users use the topic less than the group's
         top users: the 99th percentile of the reference cells' proportions is below the
-        90th percentile of the group cells' proportions (always of cells). A topic that
+        93rd percentile of the group cells' proportions (always of cells), with
+        confidence: ``pval_target_only`` below ``TARGET_ONLY_PVAL`` (0.05). A topic that
         the reference also uses as strongly as the group's top users, only in fewer
-        cells (a cell type more abundant in the group: a composition shift), can be
-        enriched but is not target-only; a program that only group cells use strongly
-        is both. The comparison must also hold with confidence: ``pval_target_only``
-        below ``TARGET_ONLY_PVAL`` (0.05).
+        cells (a cell type more abundant in the group: a composition shift, up to about
+        7-fold), can be enriched but is not target-only; a program that only group
+        cells use strongly, in more than about 7% of them, is both.
     ``n_samples_<group>``, ``n_samples_<reference>``
         Only with ``samples``: the samples compared on each side.
     """
@@ -281,7 +286,7 @@ def compare_usage(
     pval_enriched_adj = benjamini_hochberg(above)
     enriched = (log2fc >= ENRICHED_LOG2FC) & (pval_enriched_adj < ENRICHED_PVAL)
     up = (log2fc > 0) & (pval_adj < ENRICHED_PVAL) & (mean_a > 0)
-    q_ref, q_group = TARGET_ONLY_QUANTILES
+    q_ref, q_group = target_only_quantiles
     top_ref = np.quantile(cells_b, q_ref, axis=0)
     top_group = np.quantile(cells_a, q_group, axis=0)
     ones = np.ones_like(mean_a)
