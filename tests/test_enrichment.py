@@ -76,10 +76,10 @@ def test_target_only_separates_programs_from_composition_shifts():
     assert table.loc["topic_1", "enriched"] and table.loc["topic_1", "target_only"]
     assert table.loc["topic_2", "enriched"] and not table.loc["topic_2", "target_only"]
     assert not table.loc["topic_3", "target_only"]
-    # the definition: enriched and q99(reference) < q93(group), of the cells' proportions
+    # the definition: enriched and q99(reference) < q90(group), of the cells' proportions
     prop = usage / usage.sum(1, keepdims=True)
     for k, name in enumerate(TOPICS):
-        rule = np.quantile(prop[~is_target, k], 0.99) < np.quantile(prop[is_target, k], 0.93)
+        rule = np.quantile(prop[~is_target, k], 0.99) < np.quantile(prop[is_target, k], 0.9)
         confident = table.loc[name, "pval_target_only"] < 0.05
         assert table.loc[name, "target_only"] == (
             table.loc[name, "enriched"] and rule and confident
@@ -140,12 +140,12 @@ def test_pval_target_only_is_the_bootstrap_over_every_resample():
 
 
 def test_target_only_needs_more_than_a_chance_margin_of_the_top_users():
-    """A cell type's topic whose 93rd percentile in the group beats the reference's 99th
+    """A cell type's topic whose 90th percentile in the group beats the reference's 99th
     by a hair (the 99th of 200 cells rests on their few largest values) is not
     target-only; a program that only group cells use strongly is, with a tiny
     ``pval_target_only``.
     """
-    rng = np.random.default_rng(28)  # one of the 7% of draws where the estimate calls it
+    rng = np.random.default_rng(30)  # one of the 1% of draws where the estimate calls it
     n = 200
     is_target = np.r_[np.ones(n, bool), np.zeros(n, bool)]
     in_type = np.r_[np.arange(n) < 100, np.arange(n) < 30]  # a 3.3-fold composition shift
@@ -153,10 +153,10 @@ def test_target_only_needs_more_than_a_chance_margin_of_the_top_users():
     level = np.where(in_type, rng.gamma(4, 0.02, 2 * n), 0.005)
     usage = np.c_[level, np.where(program, 0.3, 0.01), np.ones(2 * n)]
     prop = usage / usage.sum(1, keepdims=True)
-    # the draw's margin: the group's q93 just above the reference's q99
-    q93 = np.quantile(prop[is_target, 0], 0.93)
+    # the draw's margin: the group's q90 just above the reference's q99
+    q90 = np.quantile(prop[is_target, 0], 0.9)
     q99 = np.quantile(prop[~is_target, 0], 0.99)
-    assert 1.0 < q93 / q99 < 1.1
+    assert 1.0 < q90 / q99 < 1.1
     table = compare_usage(usage, is_target, ~is_target, TOPICS)
     assert table.loc["topic_1", "enriched"]
     assert table.loc["topic_1", "pval_target_only"] > 0.2

@@ -34,10 +34,10 @@ ENRICHED_LOG2FC = 0.5
 ENRICHED_NULL_LOG2FC = float(np.log2(1.2))
 ENRICHED_PVAL = 0.05
 #: ``target_only``: the reference's top users (this quantile of its proportions: its top
-#: 1% of cells) stay below the group's top users (this quantile: its top 7%). A
-#: composition shift passes only beyond a 7-fold change of a cell type's share, and a
-#: program needs more than 7% of the group's cells.
-TARGET_ONLY_QUANTILES = (0.99, 0.93)
+#: 1% of cells) stay below the group's top users (this quantile: its top 10%). A
+#: composition shift passes only beyond a 10-fold change of a cell type's share, and a
+#: program needs more than 10% of the group's cells.
+TARGET_ONLY_QUANTILES = (0.99, 0.90)
 #: ... and they do so with this confidence: ``pval_target_only``, the share of all
 #: bootstrap resamples of the cells in which the comparison fails, is below it.
 TARGET_ONLY_PVAL = 0.05
@@ -242,21 +242,23 @@ def compare_usage(
     ``pval_target_only``
         How sure the comparison of ``target_only`` (below) is: the share of all
         bootstrap resamples of the cells (each group's cells drawn with replacement) in
-        which the reference's 99th percentile is at least the group's 93rd, computed
+        which the reference's 99th percentile is at least the group's 90th, computed
         exactly, without drawing (:func:`_quantile_not_above`). The 99th percentile of
         a few hundred cells rests on their two or three largest values: in a composition
         shift fitted with 10 topics (no program), a topic of the expanded cell type had
-        the group's 93rd percentile at 0.105 against the reference's 99th at 0.088 (200
-        + 200 cells), a margin that this probability puts at 0.14.
+        the group's 90th percentile at 0.091 against the reference's 99th at 0.088 (200
+        + 200 cells), a margin of chance that this probability puts at 0.45.
     ``target_only``
         ``enriched``, and the reference's top users use the topic less than the group's
         top users: the 99th percentile of the reference cells' proportions is below the
-        93rd percentile of the group cells' proportions (always of cells), with
+        90th percentile of the group cells' proportions (always of cells), with
         confidence: ``pval_target_only`` below ``TARGET_ONLY_PVAL`` (0.05). A topic that
         the reference also uses as strongly as the group's top users, only in fewer
-        cells (a cell type more abundant in the group: a composition shift, up to about
-        7-fold), can be enriched but is not target-only; a program that only group
-        cells use strongly, in more than about 7% of them, is both.
+        cells (a cell type more abundant in the group: a composition shift), can be
+        enriched but is not target-only; a program that only group cells use strongly
+        is both, when it is used by clearly more than a tenth of the group's cells (a
+        program in 13% of a few hundred cells straddles the group's 90th percentile, and
+        the call is often not confident).
     ``n_samples_<group>``, ``n_samples_<reference>``
         Only with ``samples``: the samples compared on each side.
     """

@@ -32,17 +32,12 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from .enrichment import compare_usage
+from .enrichment import TARGET_ONLY_QUANTILES, compare_usage
 
 __all__ = ["gene_share", "genes_target_only", "misplaced_topics", "specific_genes", "swap_order"]
 
 #: How many of a topic's most specific genes the count-level check reads.
 SPECIFIC_GENES = 30
-#: The check's quantiles (the reference's, the group's), read as estimated: the
-#: background's 99th percentile below the target's 90th. Looser than the enrichment
-#: table's confident call (``TARGET_ONLY_QUANTILES`` with ``pval_target_only``): a call
-#: here only proposes a second fit, which the objective accepts or not.
-PLACEMENT_QUANTILES = (0.99, 0.90)
 
 
 def misplaced_topics(
@@ -57,11 +52,11 @@ def misplaced_topics(
     ``usage_target`` and ``usage_background`` are cells x (K + S) usages of all topics
     (the background's solved over all of them, as :meth:`BcNMF.transform` would);
     topics ``0 .. n_target - 1`` are the target topics. Shared topics flagged
-    ``target_only`` by :func:`~bcnmf_sc._engine.enrichment.compare_usage` at
-    ``PLACEMENT_QUANTILES``, as estimated (without the bootstrap confidence: a pair only
-    proposes a second fit, kept when its objective is lower), the largest ``excess``
-    first, are paired with target topics that are not, the smallest ``excess`` first;
-    unpaired topics stay where they are.
+    ``target_only`` by :func:`~bcnmf_sc._engine.enrichment.compare_usage`, its quantiles
+    as estimated (without the bootstrap confidence: a pair only proposes a second fit,
+    kept when its objective is lower), the largest ``excess`` first, are paired with
+    target topics that are not, the smallest ``excess`` first; unpaired topics stay
+    where they are.
 
     Without such a pair, and given the ``components`` (topics x genes) and ``shares``
     (genes -> each sampled target and background cell's share of its counts on them,
@@ -81,10 +76,7 @@ def misplaced_topics(
     usage = np.r_[usage_target, usage_background]
     with warnings.catch_warnings():  # an internal check: scipy's precision notes stay here
         warnings.simplefilter("ignore", RuntimeWarning)
-        table = compare_usage(
-            usage, in_target, ~in_target, names,
-            target_only_quantiles=PLACEMENT_QUANTILES, target_only_pval=None,
-        )  # fmt: skip
+        table = compare_usage(usage, in_target, ~in_target, names, target_only_pval=None)
     table = table.loc[names]
     only = table["target_only"].to_numpy(dtype=bool)
     excess = table["excess"].to_numpy(dtype=float)
@@ -142,11 +134,11 @@ def genes_target_only(share_target: np.ndarray, share_background: np.ndarray) ->
     """The count-level form of ``target_only``: the target's top cells reach beyond the background.
 
     True when the 90th percentile of the target cells' :func:`gene_share` is above the
-    99th percentile of the background cells' (``PLACEMENT_QUANTILES``).
+    99th percentile of the background cells' (the quantiles of ``target_only``).
     """
     if len(share_target) < 2 or len(share_background) < 2:
         return False
-    q_ref, q_group = PLACEMENT_QUANTILES
+    q_ref, q_group = TARGET_ONLY_QUANTILES
     return bool(np.quantile(share_target, q_group) > np.quantile(share_background, q_ref))
 
 
