@@ -101,6 +101,7 @@ def test_tl_enrichment_is_calibrated_on_held_out_cells(kind, kwargs):
     if kind == "null":
         # trained target topics fit target noise; on held-out cells nothing is enriched
         assert not table["enriched"].any()
+        assert len(uns["programs"]) == 0 and ad.obsm["bcnmf_programs"].shape == (ad.n_obs, 0)
     else:
         assert table.index[0] == table.index[table["enriched"]][0]
         assert table.index[0].startswith("topic_")

@@ -183,6 +183,12 @@ def bcnmf(
         carry target-only programs: with many topics, one program is often split over
         several topics, some of them mixed with a cell type and only mildly enriched,
         and the score adds the parts up in proportion to how target-specific they are.
+    ``.obsm[f"{key_added}_programs"]`` : DataFrame (n_obs, n_programs)
+        One score per target program: the target score restricted to the topics of
+        each row of ``.uns[key_added]["programs"]``. A fit with more topics than programs
+        splits a program over topics that load the same genes; the programs table puts
+        them back together, so that two programs get two scores (the target score adds
+        them up). To find the cells of one program, cluster or threshold its column.
     ``.uns[key_added]`` : dict
         ``params`` (everything needed to reproduce the fit; parameters that were
         ``None`` are left out), ``history`` (per-epoch objective), ``topics`` (names),
@@ -201,6 +207,12 @@ def bcnmf(
         topic joined each consensus topic), ``objectives`` (of the restarts) and
         ``reference`` (the restart the matching started from). Without consensus the
         table has no ``stability`` column.
+        ``programs``: a DataFrame with one row per program (``program_1``, ...): the
+        ``enriched`` target topics grouped by the genes they load most above the mean
+        profile (average linkage on the share of their top 50 genes they have in common,
+        joined at 0.15 or more); columns ``topics`` (comma-separated names),
+        ``n_topics``, ``excess`` (the largest of its topics') and ``overlap`` (the mean
+        share of top genes its topics have in common). No enriched topic, no row.
 
     Examples
     --------
@@ -465,6 +477,7 @@ def bcnmf_transform(
         target_score(usage, weights),
         layer=layer,
         n_genes_matched=int(found.sum()),
+        weights=weights,
     )
     write_result(adata_query, key, result)
     logg.info(

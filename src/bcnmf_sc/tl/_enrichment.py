@@ -1,4 +1,4 @@
-"""The enrichment table of a fit (``tl.topic_enrichment``) and the target score.
+"""The enrichment table of a fit (``tl.topic_enrichment``), the target score and programs.
 
 The statistics themselves (:func:`compare_usage`) live in
 :mod:`bcnmf_sc._engine.enrichment`, which the fit also uses to check its own topics.
@@ -14,6 +14,7 @@ import pandas as pd
 from anndata import AnnData
 
 from bcnmf_sc._engine.enrichment import compare_usage, usage_proportions
+from bcnmf_sc._engine.programs import PROGRAM_GENES, group_topics, top_gene_overlap
 from bcnmf_sc._utils import default_topic_names
 
 __all__ = ["topic_enrichment"]
@@ -58,6 +59,85 @@ def score_weights(
     if n_shared > 0:
         w[len(topics) - int(n_shared) :] = 0.0
     return w
+
+
+def topic_programs(
+    components: np.ndarray,
+    usage: np.ndarray,
+    enrichment: pd.DataFrame | None,
+    topics: Sequence[str],
+    n_shared: int = 0,
+) -> pd.DataFrame:
+    """The programs table: the ``enriched`` target topics, grouped by shared top genes.
+
+    ``components``: K x genes (``topics`` order); ``usage``: cells x K, the cells the
+    mean profile is taken over (all fitted cells). Candidates are the topics the
+    enrichment table calls ``enriched``, shared topics (the last ``n_shared``) excluded;
+    :func:`bcnmf_sc._engine.programs.group_topics` groups them. One row per program,
+    ``program_1``, ``program_2``, ... in decreasing order of their largest ``excess``:
+    ``topics`` (comma-separated names), ``n_topics``, ``excess`` (the largest of its
+    topics) and ``overlap`` (the mean share of top genes its pairs of topics have in
+    common; 1 for a single topic). No enriched topic, no row.
+    """
+    columns = ["topics", "n_topics", "excess", "overlap"]
+    names = [str(t) for t in topics]
+    empty = pd.DataFrame(
+        {c: pd.Series(dtype=d) for c, d in zip(columns, (str, int, float, float), strict=True)}
+    )
+    if enrichment is None or len(enrichment) == 0 or "enriched" not in enrichment:
+        return empty
+    table = enrichment.reindex(names)
+    candidates = table["enriched"].fillna(False).to_numpy(dtype=bool)
+    if n_shared > 0:
+        candidates[len(names) - int(n_shared) :] = False
+    excess = (
+        table["excess"].fillna(0.0).to_numpy(dtype=float)
+        if "excess" in table
+        else candidates.astype(float)
+    )
+    groups = group_topics(components, usage, candidates)
+    if not groups:
+        return empty
+    overlap = top_gene_overlap(components, usage, n_genes=PROGRAM_GENES)
+    rows = []
+    for g in groups:
+        pairs = overlap[np.ix_(g, g)][np.triu_indices(len(g), 1)]
+        rows.append(
+            {
+                "topics": ",".join(names[i] for i in g),
+                "n_topics": len(g),
+                "excess": float(excess[g].max()),
+                "overlap": float(pairs.mean()) if len(pairs) else 1.0,
+            }
+        )
+    out = pd.DataFrame(rows, columns=columns)
+    out = out.sort_values(["excess", "n_topics"], ascending=False, kind="stable")
+    out.index = pd.Index([f"program_{i + 1}" for i in range(len(out))], name="program")
+    return out
+
+
+def program_scores(
+    usage: np.ndarray, programs: pd.DataFrame | None, topics: Sequence[str], weights: np.ndarray
+) -> np.ndarray:
+    """Per cell and program: the target score restricted to the program's topics.
+
+    ``weights`` are the target score's (:func:`score_weights`), so the scores of all
+    programs add up to the part of the target score carried by enriched topics. Returns
+    cells x programs (in the table's order); topics of the table that ``topics`` does
+    not hold are skipped.
+    """
+    names = [str(t) for t in topics]
+    if programs is None or len(programs) == 0:
+        return np.zeros((len(usage), 0))
+    index = {t: i for i, t in enumerate(names)}
+    out = np.zeros((len(usage), len(programs)))
+    for j, members in enumerate(programs["topics"]):
+        mask = np.zeros(len(names))
+        for t in str(members).split(","):
+            if t in index:
+                mask[index[t]] = 1.0
+        out[:, j] = target_score(usage, np.asarray(weights, dtype=float) * mask)
+    return out
 
 
 def topic_enrichment(

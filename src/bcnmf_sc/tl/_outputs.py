@@ -22,7 +22,7 @@ from anndata import AnnData
 from bcnmf_sc._engine import BcNMF
 from bcnmf_sc._utils import default_topic_names
 
-from ._enrichment import compare_usage, score_weights, target_score
+from ._enrichment import compare_usage, program_scores, score_weights, target_score, topic_programs
 
 __all__ = [
     "FitResult",
@@ -104,6 +104,7 @@ class FitResult:
     loadings: np.ndarray  # n_vars x K
     score: np.ndarray  # n_obs
     uns: dict[str, Any]
+    programs: np.ndarray | None = None  # n_obs x programs (uns["programs"] order)
 
 
 def fit_result(
@@ -136,7 +137,9 @@ def fit_result(
         usage, is_target & compared, is_background & compared, topics,
         names=("target", "background"),
     )  # fmt: skip
-    score = target_score(usage, score_weights(enrichment, topics, n_shared))
+    weights = score_weights(enrichment, topics, n_shared)
+    score = target_score(usage, weights)
+    programs = topic_programs(model.components_, usage, enrichment, topics, n_shared)
     if consensus is not None:  # per-topic stability, in the table's (sorted) order
         stability = pd.Series(consensus["stability"], index=topics)
         enrichment["stability"] = stability.reindex(enrichment.index).to_numpy()
@@ -167,6 +170,7 @@ def fit_result(
             -1, 2
         ),
         "enrichment": enrichment,
+        "programs": programs,
     }
     if consensus is not None:
         uns["consensus"] = {
@@ -175,7 +179,13 @@ def fit_result(
             "objectives": np.asarray(consensus["objectives"], dtype=float),
             "reference": int(consensus["reference"]),
         }
-    return FitResult(usage=usage, loadings=loadings, score=score, uns=uns)
+    return FitResult(
+        usage=usage,
+        loadings=loadings,
+        score=score,
+        uns=uns,
+        programs=program_scores(usage, programs, topics, weights),
+    )
 
 
 def transform_result(
@@ -186,6 +196,7 @@ def transform_result(
     *,
     layer: str | None,
     n_genes_matched: int,
+    weights: np.ndarray | None = None,
 ) -> FitResult:
     """What :func:`bcnmf_sc.tl.bcnmf_transform` writes on the query.
 
@@ -193,8 +204,10 @@ def transform_result(
     loadings on the query's genes (``n_vars`` x K, renormalised over the matched genes,
     0 elsewhere). The query's ``.uns[key]`` holds the reference's ``params`` (with
     ``projected=True``, the query's ``layer`` and ``n_genes_matched``), ``topics``,
-    ``history``, ``n_epochs``, ``converged``, ``swapped_topics`` and ``enrichment``
-    (the reference's target vs background table: which topics are target-enriched), so
+    ``history``, ``n_epochs``, ``converged``, ``swapped_topics``, ``enrichment``
+    (the reference's target vs background table: which topics are target-enriched) and
+    ``programs`` (the reference's, scored on the query with the target score's
+    ``weights``), so
     that ``pl.*``, ``get.*`` and :func:`~bcnmf_sc.tl.topic_enrichment` work on the query as on the
     reference.
     """
@@ -214,16 +227,27 @@ def transform_result(
     enrichment = reference.get("enrichment")
     if isinstance(enrichment, pd.DataFrame):
         uns["enrichment"] = enrichment.copy()
-    return FitResult(usage=usage, loadings=loadings, score=score, uns=uns)
+    programs = reference.get("programs")
+    scores = None
+    if isinstance(programs, pd.DataFrame):
+        uns["programs"] = programs.copy()
+        w = np.zeros(usage.shape[1]) if weights is None else weights
+        scores = program_scores(usage, programs, uns["topics"], w)
+    return FitResult(usage=usage, loadings=loadings, score=score, uns=uns, programs=scores)
 
 
 def write_result(adata: AnnData, key_added: str, result: FitResult) -> None:
     """Write a fit's results into ``adata``: the only writer of fit results.
 
     Sets ``.obsm[f"X_{key}"]``, ``.varm[f"{key}_loadings"]``,
-    ``.obs[f"{key}_target_score"]`` and ``.uns[key]``.
+    ``.obs[f"{key}_target_score"]``, ``.uns[key]`` and, when the fit has a programs
+    table, ``.obsm[f"{key}_programs"]`` (a DataFrame: cells x programs).
     """
     adata.obsm[f"X_{key_added}"] = result.usage
+    if result.programs is not None and "programs" in result.uns:
+        adata.obsm[f"{key_added}_programs"] = pd.DataFrame(
+            result.programs, index=adata.obs_names, columns=list(result.uns["programs"].index)
+        )
     adata.varm[f"{key_added}_loadings"] = result.loadings
     adata.obs[f"{key_added}_target_score"] = result.score
     adata.uns[key_added] = result.uns
