@@ -77,6 +77,12 @@ def test_programs_table_and_scores_from_an_enrichment_table():
     assert program_scores(usage, none, topics, weights).shape == (30, 0)
 
 
+def test_program_genes_needs_a_programs_table():
+    ad = bc.datasets.simulate(n_target=50, n_background=50, random_state=0)
+    with pytest.raises(KeyError, match="No programs table"):
+        bc.get.program_genes(ad)
+
+
 def test_tl_writes_one_score_per_planted_program(tmp_path):
     # two programs in independent halves of the target cells: one target score mixes them,
     # the program scores tell them apart
@@ -99,6 +105,17 @@ def test_tl_writes_one_score_per_planted_program(tmp_path):
         # the target score is high in the cells of either program
         assert roc_auc_score(cells, ad.obs["bcnmf_target_score"].to_numpy()[t]) < max(auc)
     assert best[0] != best[1]
+    # the genes of each program: the planted genes lead, shared by the program's topics
+    for prog, j in zip(("program_1", "program_2"), best, strict=True):
+        name = scores.columns[j]
+        genes = bc.get.program_genes(ad, programs=name, n_genes=10)
+        assert list(genes.columns) == ["program", "rank", "gene", "excess", "in_topics"]
+        assert (ad.var.loc[genes["gene"], "program"] == prog).sum() >= 8
+        assert (genes["excess"].diff().dropna() <= 0).all()
+        assert genes["in_topics"].max() <= table.loc[name, "n_topics"]
+    assert set(bc.get.program_genes(ad, n_genes=3)["program"]) == set(table.index)
+    with pytest.raises(KeyError, match="Unknown programs"):
+        bc.get.program_genes(ad, programs="program_99")
     # the programs add up to at most the target score (it also counts unenriched topics)
     assert np.all(scores.to_numpy().sum(1) <= ad.obs["bcnmf_target_score"].to_numpy() + 1e-12)
     topics = ad.uns["bcnmf"]["topics"]

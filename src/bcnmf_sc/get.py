@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from ._engine.programs import PROGRAM_GENES, excess_profiles
 from ._utils import resolve_topics, topic_names, usage_proportions
 
-__all__ = ["specificity_score", "top_genes", "usage", "usage_adata"]
+__all__ = ["program_genes", "specificity_score", "top_genes", "usage", "usage_adata"]
 
 _RANK_BY = ("score", "loading")
 
@@ -113,6 +114,98 @@ def top_genes(
                 }
             )
         )
+    return pd.concat(rows, ignore_index=True)
+
+
+def program_genes(
+    adata: AnnData,
+    *,
+    key: str = "bcnmf",
+    n_genes: int = 20,
+    programs: str | Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Top genes of each program of ``.uns[key]["programs"]`` (:func:`bcnmf_sc.tl.bcnmf`).
+
+    A program's genes are ranked by their ``excess``: the gene's share of the program's
+    topics' loadings minus its share of the fit's mean profile (all cells' predicted
+    counts), averaged over the program's topics; the measure by which the topics were
+    grouped (see ``.uns[key]["programs"]`` in :func:`bcnmf_sc.tl.bcnmf`).
+
+    Parameters
+    ----------
+    adata
+        Data on which :func:`bcnmf_sc.tl.bcnmf` (or :func:`~bcnmf_sc.tl.bcnmf_transform`)
+        was run.
+    key
+        The ``key_added`` of that run.
+    n_genes
+        Genes per program (genes the program does not load above the mean are never
+        listed).
+    programs
+        Program names (``"program_1"``...); default all.
+
+    Returns
+    -------
+    Tidy DataFrame with columns ``program``, ``rank`` (1 = largest excess), ``gene``,
+    ``excess`` and ``in_topics``: of the program's topics, how many have the gene among
+    the 50 genes they load most above the mean (the genes the grouping compared), so
+    that genes every topic of the program shares stand out from one topic's own.
+
+    Examples
+    --------
+    >>> import bcnmf_sc as bc
+    >>> adata = bc.datasets.simulate(n_programs=2)
+    >>> bc.tl.bcnmf(adata, "condition", "background", n_topics=6)  # doctest: +SKIP
+    >>> bc.get.program_genes(adata, n_genes=10)  # doctest: +SKIP
+    """
+    uns = adata.uns.get(key, {})
+    table = uns.get("programs") if hasattr(uns, "get") else None
+    if not isinstance(table, pd.DataFrame):
+        raise KeyError(
+            f"No programs table under .uns[{key!r}]['programs']; run bcnmf_sc.tl.bcnmf "
+            "(version with programs) first."
+        )
+    if isinstance(n_genes, bool) or not isinstance(n_genes, int | np.integer) or n_genes < 1:
+        raise ValueError(f"n_genes must be a positive integer, got {n_genes!r}.")
+    wanted = (
+        list(table.index)
+        if programs is None
+        else [programs]
+        if isinstance(programs, str)
+        else list(programs)
+    )
+    unknown = [p for p in wanted if p not in table.index]
+    if unknown:
+        raise KeyError(f"Unknown programs {unknown}; the fit has {list(table.index)}.")
+    L = np.asarray(adata.varm[f"{key}_loadings"], dtype=float)
+    names = topic_names(adata, key, L.shape[1])
+    excess = excess_profiles(L.T, np.asarray(adata.obsm[f"X_{key}"], dtype=float))
+    n_top = max(1, min(PROGRAM_GENES, excess.shape[1]))
+    top = np.argsort(-excess, axis=1, kind="stable")[:, :n_top]
+    member = np.zeros(excess.shape, dtype=int)
+    np.put_along_axis(member, top, 1, axis=1)
+    genes = np.asarray(adata.var_names)
+    columns = ["program", "rank", "gene", "excess", "in_topics"]
+    rows = []
+    for prog in wanted:
+        idx = resolve_topics(str(table.loc[prog, "topics"]).split(","), names)
+        value = excess[idx].mean(0)
+        order = np.argsort(-value, kind="stable")
+        order = order[value[order] > 0][:n_genes]
+        rows.append(
+            pd.DataFrame(
+                {
+                    "program": prog,
+                    "rank": np.arange(1, len(order) + 1),
+                    "gene": genes[order],
+                    "excess": value[order],
+                    "in_topics": member[idx][:, order].sum(0),
+                },
+                columns=columns,
+            )
+        )
+    if not rows:
+        return pd.DataFrame(columns=columns)
     return pd.concat(rows, ignore_index=True)
 
 
