@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from ._docs import doc_fitted, doc_key, doc_params
 from ._engine.programs import PROGRAM_GENES, excess_profiles
 from ._utils import resolve_topics, topic_names, usage_proportions
 
@@ -37,6 +38,7 @@ def specificity_score(loadings: np.ndarray) -> np.ndarray:
     return L / (L.mean(1, keepdims=True) + 1.0 / n_used)
 
 
+@doc_params(doc_fitted=doc_fitted, doc_key=doc_key)
 def top_genes(
     adata: AnnData,
     *,
@@ -55,11 +57,8 @@ def top_genes(
 
     Parameters
     ----------
-    adata
-        Data on which :func:`bcnmf_sc.tl.bcnmf` (or :func:`~bcnmf_sc.tl.bcnmf_transform`)
-        was run.
-    key
-        The ``key_added`` of that run.
+    {doc_fitted}
+    {doc_key}
     n_genes
         Genes per topic (genes with zero loading are never listed).
     topics
@@ -117,6 +116,7 @@ def top_genes(
     return pd.concat(rows, ignore_index=True)
 
 
+@doc_params(doc_fitted=doc_fitted, doc_key=doc_key)
 def program_genes(
     adata: AnnData,
     *,
@@ -133,11 +133,8 @@ def program_genes(
 
     Parameters
     ----------
-    adata
-        Data on which :func:`bcnmf_sc.tl.bcnmf` (or :func:`~bcnmf_sc.tl.bcnmf_transform`)
-        was run.
-    key
-        The ``key_added`` of that run.
+    {doc_fitted}
+    {doc_key}
     n_genes
         Genes per program (genes the program does not load above the mean are never
         listed).

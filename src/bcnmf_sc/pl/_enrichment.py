@@ -10,8 +10,9 @@ import pandas as pd
 from matplotlib import rcParams
 from scanpy.plotting import palettes
 
+from bcnmf_sc._docs import doc_adata, doc_key, doc_params, doc_save, doc_show
+
 from . import _utils as u
-from ._docs import doc_adata, doc_key, doc_params, doc_save, doc_show
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -13,9 +13,9 @@ from anndata import AnnData
 from matplotlib import rcParams
 
 from bcnmf_sc import get
+from bcnmf_sc._docs import doc_adata, doc_key, doc_params, doc_save, doc_show, doc_topics
 
 from . import _utils as u
-from ._docs import doc_adata, doc_key, doc_params, doc_save, doc_show, doc_topics
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -11,8 +11,9 @@ from anndata import AnnData
 from matplotlib import rcParams
 from matplotlib.ticker import MaxNLocator
 
+from bcnmf_sc._docs import doc_key, doc_params, doc_save, doc_show
+
 from . import _utils as u
-from ._docs import doc_key, doc_params, doc_save, doc_show
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib import rcParams
 
+from bcnmf_sc._docs import doc_adata, doc_key, doc_params, doc_save, doc_show
+
 from . import _utils as u
-from ._docs import doc_adata, doc_key, doc_params, doc_save, doc_show
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -13,10 +13,10 @@ from matplotlib import rcParams
 from matplotlib.ticker import MaxNLocator
 
 from bcnmf_sc import get
+from bcnmf_sc._docs import doc_adata, doc_key, doc_params, doc_save, doc_show, doc_topics
 from bcnmf_sc._utils import usage_proportions
 
 from . import _utils as u
-from ._docs import doc_adata, doc_key, doc_params, doc_save, doc_show, doc_topics
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -1,4 +1,4 @@
-"""Parameter documentation shared by the plotting functions (as scanpy's ``_doc_params``).
+"""Parameter documentation shared by the public functions (as scanpy's ``_doc_params``).
 
 Write ``{name}`` alone on a line of a docstring's Parameters section and decorate the
 function with ``@doc_params(name=text)``: the line is replaced by ``text``, indented as
@@ -13,13 +13,26 @@ import textwrap
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["doc_adata", "doc_key", "doc_params", "doc_save", "doc_show", "doc_topics"]
+__all__ = [
+    "doc_adata",
+    "doc_fitted",
+    "doc_key",
+    "doc_params",
+    "doc_save",
+    "doc_show",
+    "doc_topics",
+]
 
 F = TypeVar("F", bound=Callable)
 
 doc_adata = """\
 adata
     Data on which :func:`bcnmf_sc.tl.bcnmf` was run."""
+
+doc_fitted = """\
+adata
+    Data on which :func:`bcnmf_sc.tl.bcnmf` (or :func:`~bcnmf_sc.tl.bcnmf_transform`)
+    was run."""
 
 doc_key = """\
 key
