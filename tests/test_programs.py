@@ -9,7 +9,12 @@ from anndata import read_h5ad
 from sklearn.metrics import roc_auc_score
 
 import bcnmf_sc as bc
-from bcnmf_sc._engine.programs import excess_profiles, group_topics, top_gene_overlap
+from bcnmf_sc._engine.programs import (
+    excess_profiles,
+    group_topics,
+    top_gene_members,
+    top_gene_overlap,
+)
 from bcnmf_sc.tl._enrichment import program_scores, topic_programs
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -34,13 +39,17 @@ def test_group_topics_joins_topics_of_one_program_and_separates_two():
     np.testing.assert_allclose(np.diag(overlap), 1.0)
     np.testing.assert_allclose(overlap, overlap.T)
     assert overlap[0, 1] >= 0.5 and overlap[0, 3] <= 0.1
-    groups = group_topics(W, usage, np.ones(6, bool))
+    members = top_gene_members(excess_profiles(W, usage), n_genes=50)
+    assert np.array_equal(members.sum(1), np.full(6, 50.0))
+    np.testing.assert_allclose(overlap, members @ members.T / 50)
+    overlap = top_gene_overlap(W, usage)  # the default: 50 genes
+    groups = group_topics(overlap, np.ones(6, bool))
     assert [g.tolist() for g in groups] == [[0, 1, 2], [3, 4], [5]]
     # non-candidates belong to no group; one candidate is a group; none, no group
-    groups = group_topics(W, usage, np.array([1, 1, 0, 1, 0, 0], bool))
+    groups = group_topics(overlap, np.array([1, 1, 0, 1, 0, 0], bool))
     assert [g.tolist() for g in groups] == [[0, 1], [3]]
-    assert [g.tolist() for g in group_topics(W, usage, np.eye(6, dtype=bool)[4])] == [[4]]
-    assert group_topics(W, usage, np.zeros(6, bool)) == []
+    assert [g.tolist() for g in group_topics(overlap, np.eye(6, dtype=bool)[4])] == [[4]]
+    assert group_topics(overlap, np.zeros(6, bool)) == []
 
 
 def test_excess_profiles_are_relative_to_the_fitted_mean():

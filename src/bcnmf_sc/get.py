@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from ._docs import doc_fitted, doc_key, doc_params
-from ._engine.programs import PROGRAM_GENES, excess_profiles
+from ._engine.programs import excess_profiles, top_gene_members
 from ._utils import resolve_topics, topic_names, usage_proportions
 
 __all__ = ["program_genes", "specificity_score", "top_genes", "usage", "usage_adata"]
@@ -176,11 +176,9 @@ def program_genes(
         raise KeyError(f"Unknown programs {unknown}; the fit has {list(table.index)}.")
     L = np.asarray(adata.varm[f"{key}_loadings"], dtype=float)
     names = topic_names(adata, key, L.shape[1])
-    excess = excess_profiles(L.T, np.asarray(adata.obsm[f"X_{key}"], dtype=float))
-    n_top = max(1, min(PROGRAM_GENES, excess.shape[1]))
-    top = np.argsort(-excess, axis=1, kind="stable")[:, :n_top]
-    member = np.zeros(excess.shape, dtype=int)
-    np.put_along_axis(member, top, 1, axis=1)
+    usage = np.asarray(adata.obsm[f"X_{key}"], dtype=float)
+    excess = excess_profiles(L.T, usage)
+    member = top_gene_members(excess).astype(int)  # the genes the grouping compared
     genes = np.asarray(adata.var_names)
     columns = ["program", "rank", "gene", "excess", "in_topics"]
     rows = []

@@ -17,6 +17,7 @@ __all__ = [
     "PROGRAM_OVERLAP",
     "excess_profiles",
     "group_topics",
+    "top_gene_members",
     "top_gene_overlap",
 ]
 
@@ -48,42 +49,46 @@ def excess_profiles(components: np.ndarray, usage: np.ndarray) -> np.ndarray:
     return W - mean
 
 
+def top_gene_members(excess: np.ndarray, *, n_genes: int = PROGRAM_GENES) -> np.ndarray:
+    """Each topic's top genes as a 0/1 matrix (K x genes), from :func:`excess_profiles`.
+
+    A topic's top genes are the ``n_genes`` (at most the number of genes) with the
+    largest ``excess`` values.
+    """
+    excess = np.asarray(excess, dtype=float)
+    n = max(1, min(int(n_genes), excess.shape[1]))
+    top = np.argpartition(-excess, n - 1, axis=1)[:, :n]
+    member = np.zeros(excess.shape, dtype=float)
+    np.put_along_axis(member, top, 1.0, axis=1)
+    return member
+
+
 def top_gene_overlap(
     components: np.ndarray, usage: np.ndarray, *, n_genes: int = PROGRAM_GENES
 ) -> np.ndarray:
     """Share of top genes each pair of topics has in common (K x K, 1 on the diagonal).
 
-    A topic's top genes are the ``n_genes`` (at most the number of genes) with the
-    largest :func:`excess_profiles` values.
+    The top genes are those of :func:`top_gene_members` on :func:`excess_profiles`.
     """
-    excess = excess_profiles(components, usage)
-    n = max(1, min(int(n_genes), excess.shape[1]))
-    top = np.argpartition(-excess, n - 1, axis=1)[:, :n]
-    member = np.zeros(excess.shape, dtype=float)
-    np.put_along_axis(member, top, 1.0, axis=1)
-    return (member @ member.T) / n
+    member = top_gene_members(excess_profiles(components, usage), n_genes=n_genes)
+    return (member @ member.T) / member.sum(1).max()
 
 
 def group_topics(
-    components: np.ndarray,
-    usage: np.ndarray,
-    candidates: np.ndarray,
-    *,
-    n_genes: int = PROGRAM_GENES,
-    min_overlap: float = PROGRAM_OVERLAP,
+    overlap: np.ndarray, candidates: np.ndarray, *, min_overlap: float = PROGRAM_OVERLAP
 ) -> list[np.ndarray]:
     """Group the ``candidates`` topics into programs by their shared top genes.
 
-    Average-linkage clustering of the candidates on ``1 - overlap``
-    (:func:`top_gene_overlap`), cut where the average overlap between two groups falls
+    ``overlap`` is :func:`top_gene_overlap` (K x K). Average-linkage clustering of the
+    candidates on ``1 - overlap``, cut where the average overlap between two groups falls
     below ``min_overlap``. Returns the groups as arrays of topic indices (sorted), in the
     order of their smallest index; topics that are not candidates belong to none.
     """
     cand = np.flatnonzero(np.asarray(candidates, dtype=bool))
     if len(cand) <= 1:
         return [cand] if len(cand) else []
-    overlap = top_gene_overlap(components, usage, n_genes=n_genes)[np.ix_(cand, cand)]
-    distance = 1.0 - overlap[np.triu_indices(len(cand), 1)]
+    sub = np.asarray(overlap, dtype=float)[np.ix_(cand, cand)]
+    distance = 1.0 - sub[np.triu_indices(len(cand), 1)]
     tree = linkage(np.clip(distance, 0.0, 1.0), method="average")
     labels = fcluster(tree, t=1.0 - float(min_overlap), criterion="distance")
     groups = [np.sort(cand[labels == lab]) for lab in np.unique(labels)]

@@ -14,7 +14,7 @@ import pandas as pd
 from anndata import AnnData
 
 from bcnmf_sc._engine.enrichment import compare_usage, usage_proportions
-from bcnmf_sc._engine.programs import PROGRAM_GENES, group_topics, top_gene_overlap
+from bcnmf_sc._engine.programs import group_topics, top_gene_overlap
 from bcnmf_sc._utils import default_topic_names
 
 __all__ = ["topic_enrichment"]
@@ -95,10 +95,10 @@ def topic_programs(
         if "excess" in table
         else candidates.astype(float)
     )
-    groups = group_topics(components, usage, candidates)
+    overlap = top_gene_overlap(components, usage)
+    groups = group_topics(overlap, candidates)
     if not groups:
         return empty
-    overlap = top_gene_overlap(components, usage, n_genes=PROGRAM_GENES)
     rows = []
     for g in groups:
         pairs = overlap[np.ix_(g, g)][np.triu_indices(len(g), 1)]
