@@ -51,8 +51,9 @@ Columns (means over seeds; per-fit values in the CSV):
     target cells against the program's cells. Read-outs (``--readouts``): ``score`` the
     target score ``tl.bcnmf`` writes (topic proportions weighted by the enrichment table's
     ``excess``; shared topics weigh nothing); ``programs`` the program scores
-    ``tl.bcnmf`` writes (``.obsm["bcnmf_programs"]``: the target score of each group of
-    enriched target topics that load the same genes), the one whose AUROC for the
+    ``tl.bcnmf`` writes (``.obsm["bcnmf_programs"]``: for each group of enriched target
+    topics that load the same genes, the share of a cell's counts its merged gene profile
+    explains beside the shared topics), the one whose AUROC for the
     planted program is highest (as ``cell AUROC`` picks a topic; 0 when the fit has no
     program); ``all`` all topic proportions (cPCA: all component scores); or
     ``module:function``, any function ``f(fit) -> array (n_target x d)`` taking the
@@ -105,16 +106,19 @@ from sklearn.metrics import adjusted_rand_score, roc_auc_score  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _nbsim import nb_simulate  # noqa: E402
 
+from bcnmf_sc._engine.programs import program_profiles  # noqa: E402
+from bcnmf_sc._engine.rows import InMemoryRows  # noqa: E402
 from bcnmf_sc.datasets import simulate, simulation_families  # noqa: E402
 from bcnmf_sc.tl._bcnmf import checked_model, held_out_cells  # noqa: E402
 from bcnmf_sc.tl._enrichment import (  # noqa: E402
     compare_usage,
-    program_scores,
+    program_groups,
     score_weights,
     target_score,
     topic_programs,
     usage_proportions,
 )
+from bcnmf_sc.tl._outputs import score_programs  # noqa: E402
 
 HELD_OUT_SEEDS = (100, 101, 102)
 
@@ -197,7 +201,7 @@ def fit_bcnmf(Xt, Xb, k, alpha, seed, fit_kwargs, method):
         if share > 0:
             usage_t[ht], usage_b[hb] = m.transform(Xt[ht]), m.transform(Xb[hb])
     sec = time.perf_counter() - t0
-    extra = {"held": (ht, hb)} if share > 0 else {}
+    extra = {"held": (ht, hb), "target": Xt} if share > 0 else {"target": Xt}
     return Fit(method, k, m.alpha_, usage_t, usage_b, np.asarray(m.components_),
                True, sec, m, extra)  # fmt: skip
 
@@ -272,7 +276,14 @@ def readout_programs(fit: Fit) -> np.ndarray | None:
     n_shared = int(getattr(fit.model, "n_shared_", 0) or 0)
     usage = np.r_[fit.usage_target, fit.usage_background]
     programs = topic_programs(fit.loadings, usage, table, names, n_shared)
-    return program_scores(fit.usage_target, programs, names, score_weights(table, names, n_shared))
+    if len(programs) == 0:
+        return np.zeros((len(fit.usage_target), 0))
+    profiles = program_profiles(fit.loadings, usage, program_groups(programs, names))
+    rows = InMemoryRows(fit.extra["target"])
+    return score_programs(
+        fit.loadings, profiles, programs, names, n_shared,
+        lambda V: fit.model.project_onto(V, rows),
+    )  # fmt: skip
 
 
 readout_programs.per_program = True  # type: ignore[attr-defined]

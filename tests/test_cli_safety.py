@@ -272,6 +272,16 @@ def test_distributed_writes_what_tl_bcnmf_writes(h5ad, capsys):
     pd.testing.assert_frame_equal(a["enrichment"], b["enrichment"], rtol=1e-6)
     np.testing.assert_allclose(res.obsm["X_run1"], res_tl.obsm["X_run1"], rtol=1e-6)
     np.testing.assert_allclose(res.varm["run1_loadings"], res_tl.varm["run1_loadings"], rtol=1e-6)
+    for group in ("obsm", "varm"):  # program scores and profiles too
+        assert set(getattr(res, group)) >= set(getattr(res_tl, group)), group
+        for name, value in getattr(res_tl, group).items():
+            np.testing.assert_allclose(
+                np.asarray(getattr(res, group)[name], dtype=float),
+                np.asarray(value, dtype=float),
+                rtol=1e-6,
+                atol=1e-12,
+                err_msg=name,
+            )
     # the rest of the input is there too
     pd.testing.assert_frame_equal(res.obs, res_tl.obs, rtol=1e-6)
     orig = ad.read_h5ad(h5ad)

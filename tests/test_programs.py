@@ -9,13 +9,17 @@ from anndata import read_h5ad
 from sklearn.metrics import roc_auc_score
 
 import bcnmf_sc as bc
+from bcnmf_sc._engine import BcNMF
 from bcnmf_sc._engine.programs import (
     excess_profiles,
     group_topics,
+    program_basis,
+    program_profiles,
+    program_shares,
     top_gene_members,
     top_gene_overlap,
 )
-from bcnmf_sc.tl._enrichment import program_scores, topic_programs
+from bcnmf_sc.tl._enrichment import program_groups, topic_programs
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -76,14 +80,41 @@ def test_programs_table_and_scores_from_an_enrichment_table():
     assert table["topics"].tolist() == ["topic_1,topic_2", "topic_4"]
     assert table["n_topics"].tolist() == [2, 1] and table["excess"].tolist() == [0.9, 0.7]
     assert table.loc["program_2", "overlap"] == 1.0
-    weights = enr.reindex(topics)["excess"].to_numpy() * [1, 1, 1, 1, 0, 0]
-    scores = program_scores(usage, table, topics, weights)
-    prop = usage / usage.sum(1, keepdims=True)
-    np.testing.assert_allclose(scores[:, 0], prop[:, 0] * 0.5 + prop[:, 1] * 0.9)
-    np.testing.assert_allclose(scores[:, 1], prop[:, 3] * 0.7)
+    groups = program_groups(table, topics)
+    assert [g.tolist() for g in groups] == [[0, 1], [3]]
     none = topic_programs(W, usage, enr.assign(enriched=False), topics, n_shared=2)
     assert len(none) == 0 and list(none.columns) == list(table.columns)
-    assert program_scores(usage, none, topics, weights).shape == (30, 0)
+    assert program_groups(none, topics) == []
+
+
+def test_program_profiles_and_basis():
+    W = _components() * np.arange(1, 7)[:, None]  # topics of different total loading
+    usage = np.random.default_rng(3).uniform(0, 2, (40, 6))
+    groups = [np.array([0, 1]), np.array([3])]
+    profiles = program_profiles(W, usage, groups)
+    # the counts each topic explains: its usage times its total loading
+    counts = usage.sum(0) * W.sum(1)
+    expect = counts[0] * W[0] / W[0].sum() + counts[1] * W[1] / W[1].sum()
+    np.testing.assert_allclose(profiles[0], expect / expect.sum())
+    np.testing.assert_allclose(profiles[1], W[3] / W[3].sum())
+    shares = W / W.sum(1, keepdims=True)
+    # shared-topic model (2 shared topics): the profiles, then the shared topics only
+    basis = program_basis(W, profiles, groups, n_shared=2)
+    np.testing.assert_allclose(basis, np.r_[profiles, shares[4:]])
+    # the contrast: the profiles, then every topic in no program
+    basis = program_basis(W, profiles, groups, n_shared=0)
+    np.testing.assert_allclose(basis, np.r_[profiles, shares[[2, 4, 5]]])
+
+
+def test_program_shares_agree_with_a_projection():
+    rng = np.random.default_rng(4)
+    basis = _components()[[0, 3, 5]]
+    X = rng.poisson(rng.gamma(2.0, 1.0, (60, 3)) @ basis * 400).astype(float)
+    H = BcNMF.from_components(basis).transform(X)
+    P = program_shares(lambda V: BcNMF.from_components(V).transform(X), basis, 2)
+    assert P.shape == (60, 2)
+    np.testing.assert_allclose(P, (H / H.sum(1, keepdims=True))[:, :2])
+    assert np.all(P >= 0) and np.all(P.sum(1) <= 1 + 1e-12)
 
 
 def test_program_genes_needs_a_programs_table():
@@ -125,8 +156,21 @@ def test_tl_writes_one_score_per_planted_program(tmp_path):
     assert set(bc.get.program_genes(ad, n_genes=3)["program"]) == set(table.index)
     with pytest.raises(KeyError, match="Unknown programs"):
         bc.get.program_genes(ad, programs="program_99")
-    # the programs add up to at most the target score (it also counts unenriched topics)
-    assert np.all(scores.to_numpy().sum(1) <= ad.obs["bcnmf_target_score"].to_numpy() + 1e-12)
+    # each score is a share of the cell's counts; the target has the programs, the
+    # background hardly
+    S = scores.to_numpy()
+    assert np.all(S >= 0) and np.all(S.sum(1) <= 1 + 1e-9)
+    assert np.all(S[t].mean(0) > 5 * S[~t].mean(0))
+    # one gene profile per program (.varm), summing to one
+    profiles = ad.varm["bcnmf_programs"]
+    assert isinstance(profiles, pd.DataFrame) and list(profiles.columns) == list(table.index)
+    np.testing.assert_allclose(profiles.sum(0), 1.0)
+    # the scores: the cells projected onto the profiles and the shared topics
+    n_shared = ad.uns["bcnmf"]["params"]["n_shared"]
+    L = ad.varm["bcnmf_loadings"]
+    basis = np.c_[profiles.to_numpy(), L[:, L.shape[1] - n_shared :]].T
+    H = BcNMF.from_components(basis).transform(ad.X)
+    np.testing.assert_allclose(S, (H / H.sum(1, keepdims=True))[:, : S.shape[1]], atol=1e-5)
     topics = ad.uns["bcnmf"]["topics"]
     for members in table["topics"]:
         assert all(m in topics and m.startswith("topic_") for m in members.split(","))
@@ -143,3 +187,4 @@ def test_tl_writes_one_score_per_planted_program(tmp_path):
     pd.testing.assert_frame_equal(query.uns["bcnmf"]["programs"], table)
     r = np.corrcoef(query.obsm["bcnmf_programs"].to_numpy()[:, 0], scores.to_numpy()[:200, 0])
     assert r[0, 1] >= 0.95
+    pd.testing.assert_frame_equal(query.varm["bcnmf_programs"], profiles)

@@ -98,9 +98,11 @@ def _add_results(path, adata, key: str) -> None:
     import h5py
     from anndata.io import write_elem
 
-    names = {"obsm": f"X_{key}", "varm": f"{key}_loadings", "uns": key}
+    # ``adata`` holds obs, var and what write_result put there: every .obsm / .varm entry
+    # (usages, loadings, program scores and profiles) and .uns[key]
+    names = [(g, n) for g in ("obsm", "varm") for n in getattr(adata, g)] + [("uns", key)]
     with h5py.File(path, "r+") as f:
-        for group, name in names.items():
+        for group, name in names:
             if group not in f:
                 write_elem(f, group, {})
             if name in f[group]:
@@ -108,6 +110,16 @@ def _add_results(path, adata, key: str) -> None:
             write_elem(f[group], name, getattr(adata, group)[name])
         del f["obs"]  # obs gains the target score column
         write_elem(f, "obs", adata.obs)
+
+
+def _source(f: Any, key: str, meta: Any, genes: np.ndarray) -> Any:
+    """The rows of ``f[key]`` (an open h5ad) on the used ``genes`` (a ``RowSource``)."""
+    from ._engine.rows import H5adRows
+
+    src = H5adRows(f, key)
+    if src.shape != (meta.n_obs, meta.n_vars):
+        raise ValueError(f"{key} has shape {src.shape}, obs x var is {meta.shape}.")
+    return src if genes.all() else src.subset(cols=genes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,7 +137,6 @@ def _main(args: argparse.Namespace) -> None:
     import torch
     import torch.distributed as dist
 
-    from ._engine.rows import H5adRows, RowSource
     from ._engine.threads import default_threads
     from .tl._bcnmf import checked_model, held_out_cells
     from .tl._checks import check_counts_sample, check_source
@@ -160,11 +171,7 @@ def _main(args: argparse.Namespace) -> None:
                     f"cells x {int(genes.sum())} genes; use at most {n_max}"
                 )
             key = "X" if args.layer is None else f"layers/{args.layer}"
-            src: RowSource = H5adRows(f, key)
-            if src.shape != (meta.n_obs, meta.n_vars):
-                raise ValueError(f"{key} has shape {src.shape}, obs x var is {meta.shape}.")
-            if not genes.all():
-                src = src.subset(cols=genes)
+            src = _source(f, key, meta, genes)
             other = ~(is_tg | is_bg)
             engine_kwargs = {} if args.dtype is None else {"dtype": args.dtype}
             model, share = checked_model(
@@ -213,39 +220,42 @@ def _main(args: argparse.Namespace) -> None:
         else:
             gathered = [own]
         if rank == 0:
-            usage = np.zeros((meta.n_obs, model.components_.shape[0]))
-            for j, mask in enumerate(fitted):
-                usage[mask] = np.vstack([g[j] for g in gathered or ()])
-            inputs = Inputs(is_tg, is_bg, tg, bg, genes, mask_name, src)
-            params = fit_params(
-                inputs,
-                model,
-                background_key=args.background_key,
-                n_topics=args.n_topics,
-                loss=args.loss,
-                layer=args.layer,
-                batch_size=args.batch_size,
-                max_epochs=args.max_epochs,
-                tol=args.tol,
-                n_init=args.n_init,
-                consensus=False,
-                seeds=None,
-                random_state=args.seed,
-                device=args.device,
-                check_counts=bool(args.check_counts),
-                holdout=share,
-                n_processes=world,
-            )
-            result = fit_result(
-                model,
-                usage,
-                is_target=is_tg,
-                is_background=is_bg,
-                genes=genes,
-                params=params,
-                engine_kwargs=engine_kwargs,
-                held_out=held if share > 0 else None,
-            )
+            with h5py.File(args.input, "r") as f:  # the program scores project every cell
+                src = _source(f, key, meta, genes)
+                usage = np.zeros((meta.n_obs, model.components_.shape[0]))
+                for j, mask in enumerate(fitted):
+                    usage[mask] = np.vstack([g[j] for g in gathered or ()])
+                inputs = Inputs(is_tg, is_bg, tg, bg, genes, mask_name, src)
+                params = fit_params(
+                    inputs,
+                    model,
+                    background_key=args.background_key,
+                    n_topics=args.n_topics,
+                    loss=args.loss,
+                    layer=args.layer,
+                    batch_size=args.batch_size,
+                    max_epochs=args.max_epochs,
+                    tol=args.tol,
+                    n_init=args.n_init,
+                    consensus=False,
+                    seeds=None,
+                    random_state=args.seed,
+                    device=args.device,
+                    check_counts=bool(args.check_counts),
+                    holdout=share,
+                    n_processes=world,
+                )
+                result = fit_result(
+                    model,
+                    usage,
+                    is_target=is_tg,
+                    is_background=is_bg,
+                    genes=genes,
+                    params=params,
+                    engine_kwargs=engine_kwargs,
+                    held_out=held if share > 0 else None,
+                    project=lambda V: model.project_onto(V, src),
+                )
             write_result(meta, args.key_added, result)
             with atomic_output(args.output, overwrite=args.overwrite) as tmp:
                 shutil.copyfile(args.input, tmp)

@@ -515,14 +515,17 @@ class BcNMF:
         self._check_fitted()
         params = self.get_params()
         with torch_threads(self.n_jobs):
-            s = score_components(self._project_onto, self.components_, target, background, params)
+            s = score_components(self.project_onto, self.components_, target, background, params)
         self.usage_target_, self.usage_background_ = s.usage_target, s.usage_background
         self.target_term_, self.background_term_ = s.terms
         self.objective_ = s.objective
         return self
 
-    def _project_onto(self, W: np.ndarray, source: RowSource) -> np.ndarray:
-        """Usages of ``source`` for components ``W`` (this model's, or others)."""
+    def project_onto(self, W: np.ndarray, source: RowSource) -> np.ndarray:
+        """Usages of ``source`` for the fixed components ``W`` (this model's, or others).
+
+        Other components are projected with this model's loss, device, dtype and threads.
+        """
         if W is self.components_:
             return self.transform_source(source)
         # projection needs no topic split: the rows of W, whatever they are

@@ -5,9 +5,15 @@ several topics (ten target topics for one planted program load its genes alike a
 differ in which cells use them); :func:`group_topics` puts such topics back together, so
 that ``tl`` can write one score per program instead of one score for everything the
 target has (a single score cannot tell two programs apart).
+:func:`program_profiles` merges each group into one gene profile and
+:func:`program_basis` sets the profiles beside the topics the background is fitted with,
+so each cell's program score is the share of its counts that profile explains
+(:func:`program_shares`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -17,6 +23,9 @@ __all__ = [
     "PROGRAM_OVERLAP",
     "excess_profiles",
     "group_topics",
+    "program_basis",
+    "program_profiles",
+    "program_shares",
     "top_gene_members",
     "top_gene_overlap",
 ]
@@ -93,3 +102,66 @@ def group_topics(
     labels = fcluster(tree, t=1.0 - float(min_overlap), criterion="distance")
     groups = [np.sort(cand[labels == lab]) for lab in np.unique(labels)]
     return sorted(groups, key=lambda g: int(g[0]))
+
+
+def _shares(components: np.ndarray) -> np.ndarray:
+    """Topics normalised to sum to one over the genes (a topic of zeros stays zero)."""
+    W = np.asarray(components, dtype=float)
+    return W / np.maximum(W.sum(1, keepdims=True), 1e-300)
+
+
+def program_profiles(
+    components: np.ndarray, usage: np.ndarray, groups: Sequence[np.ndarray]
+) -> np.ndarray:
+    """One gene profile per group of topics (programs x genes, rows summing to one).
+
+    A group's profile is the mean of its topics' normalised loadings weighted by the
+    counts each topic explains in the fitted cells (``usage.sum(0)`` times the topic's
+    total loading): the gene profile of everything the group's topics fit, as one topic.
+    """
+    W = np.asarray(components, dtype=float)
+    counts = np.asarray(usage, dtype=float).sum(0) * W.sum(1)
+    shares = _shares(W)
+    out = np.zeros((len(groups), W.shape[1]))
+    for j, g in enumerate(groups):
+        g = np.asarray(g, dtype=int)
+        weight = counts[g] if counts[g].sum() > 0 else np.ones(len(g))
+        out[j] = weight @ shares[g]
+    return _shares(out)
+
+
+def program_basis(
+    components: np.ndarray, profiles: np.ndarray, groups: Sequence[np.ndarray], n_shared: int
+) -> np.ndarray:
+    """The program profiles followed by the topics the background is fitted with.
+
+    Those topics are, in the shared-topic model, the ``n_shared`` shared topics (the last
+    rows of ``components``): the target topics outside any program are left out, since
+    they are fitted to target cells alone (on small target groups, to single cells) and
+    would take counts from the programs. In the contrast (``n_shared == 0``) every topic
+    is fitted to both groups, so the topics in no group are kept. Rows are normalised to
+    sum to one, so a cell's usage of each row is the counts it explains.
+    """
+    W = _shares(components)
+    if n_shared > 0:
+        base = np.arange(W.shape[0] - int(n_shared), W.shape[0])
+    else:
+        grouped = {int(i) for g in groups for i in g}
+        base = np.array([i for i in range(W.shape[0]) if i not in grouped], dtype=int)
+    return np.r_[_shares(profiles).reshape(-1, W.shape[1]), W[base]]
+
+
+def program_shares(
+    project: Callable[[np.ndarray], np.ndarray], basis: np.ndarray, n_programs: int
+) -> np.ndarray:
+    """Per cell and program: the share of the cell's counts the program explains.
+
+    ``project(W)`` returns the usages of the cells for the rows of ``W`` (fixed); the
+    cells are projected onto ``basis`` (:func:`program_basis`) and each usage row is
+    normalised to one, so the first ``n_programs`` columns are each program's share of
+    the cell's fitted counts. Returns cells x ``n_programs``.
+    """
+    H = np.asarray(project(np.asarray(basis, dtype=float)), dtype=float)
+    total = H.sum(1, keepdims=True)
+    share = np.divide(H, total, out=np.zeros_like(H), where=total > 0)
+    return share[:, : int(n_programs)]

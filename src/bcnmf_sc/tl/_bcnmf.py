@@ -184,11 +184,18 @@ def bcnmf(
         several topics, some of them mixed with a cell type and only mildly enriched,
         and the score adds the parts up in proportion to how target-specific they are.
     ``.obsm[f"{key_added}_programs"]`` : DataFrame (n_obs, n_programs)
-        One score per target program: the target score restricted to the topics of
-        each row of ``.uns[key_added]["programs"]``. A fit with more topics than programs
-        splits a program over topics that load the same genes; the programs table puts
-        them back together, so that two programs get two scores (the target score adds
-        them up). To find the cells of one program, cluster or threshold its column.
+        One score per target program (the rows of ``.uns[key_added]["programs"]``): the
+        share of the cell's counts the program explains. A fit with more topics than
+        programs splits a program over topics that load the same genes; the programs
+        table puts them back together, each program's topics are merged into one gene
+        profile, and every cell is projected onto the program profiles and the topics
+        the background is fitted with (the shared topics; in the contrast, the topics in
+        no program), so that two programs get two scores (the target score adds them
+        up) and the target topics outside any program take no counts from them. To find
+        the cells of one program, cluster or threshold its column.
+    ``.varm[f"{key_added}_programs"]`` : DataFrame (n_vars, n_programs)
+        Each program's gene profile: the mean of its topics' loadings weighted by the
+        counts each explains (sums to one over the used genes).
     ``.uns[key_added]`` : dict
         ``params`` (everything needed to reproduce the fit; parameters that were
         ``None`` are left out), ``history`` (per-epoch objective), ``topics`` (names),
@@ -302,6 +309,7 @@ def bcnmf(
         engine_kwargs=engine_kwargs,
         consensus=info,
         held_out=held if share > 0 else None,
+        project=lambda V: model.project_onto(V, inp.rows(np.ones(adata.n_obs, dtype=bool))),
     )
     if copy:
         adata = adata.copy()
@@ -421,7 +429,12 @@ def bcnmf_transform(
     ``.uns[key]``
         The reference's ``params`` (plus ``projected=True``, the query's ``layer`` and
         ``n_genes_matched``), ``topics``, ``history``, ``n_epochs``, ``converged``,
-        ``swapped_topics`` and ``enrichment`` (the reference's target vs background table).
+        ``swapped_topics``, ``enrichment`` (the reference's target vs background table)
+        and ``programs``.
+    ``.obsm[f"{key}_programs"]``, ``.varm[f"{key}_programs"]``
+        The reference's programs scored on the query (the query cells projected onto
+        the reference's program profiles and shared topics), and the profiles on the
+        query's genes; when the reference has them.
 
     Raises
     ------
@@ -470,14 +483,21 @@ def bcnmf_transform(
         weights = score_weights(enr, topics, n_shared)
     loadings = np.zeros((adata_query.n_vars, W.shape[0]))
     loadings[pos[found]] = W.T
+    profiles = None
+    pkey = f"{key}_programs"
+    if pkey in adata_reference.varm:  # each program's gene profile, on the query's genes
+        P = np.asarray(adata_reference.varm[pkey], dtype=float)[loaded][found]
+        profiles = np.zeros((adata_query.n_vars, P.shape[1]))
+        profiles[pos[found]] = P
     result = transform_result(
         adata_reference.uns[key],
         usage,
         loadings,
         target_score(usage, weights),
         layer=layer,
-        n_genes_matched=int(found.sum()),
-        weights=weights,
+        genes=pos[found],
+        project=lambda V: model.project_onto(V, src),
+        profiles=profiles,
     )
     write_result(adata_query, key, result)
     logg.info(

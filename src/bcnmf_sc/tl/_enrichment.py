@@ -116,28 +116,18 @@ def topic_programs(
     return out
 
 
-def program_scores(
-    usage: np.ndarray, programs: pd.DataFrame | None, topics: Sequence[str], weights: np.ndarray
-) -> np.ndarray:
-    """Per cell and program: the target score restricted to the program's topics.
+def program_groups(programs: pd.DataFrame | None, topics: Sequence[str]) -> list[np.ndarray]:
+    """Each program's topics as indices into ``topics`` (the programs table's order).
 
-    ``weights`` are the target score's (:func:`score_weights`), so the scores of all
-    programs add up to the part of the target score carried by enriched topics. Returns
-    cells x programs (in the table's order); topics of the table that ``topics`` does
-    not hold are skipped.
+    Topics of the table that ``topics`` does not hold are skipped.
     """
-    names = [str(t) for t in topics]
     if programs is None or len(programs) == 0:
-        return np.zeros((len(usage), 0))
-    index = {t: i for i, t in enumerate(names)}
-    out = np.zeros((len(usage), len(programs)))
-    for j, members in enumerate(programs["topics"]):
-        mask = np.zeros(len(names))
-        for t in str(members).split(","):
-            if t in index:
-                mask[index[t]] = 1.0
-        out[:, j] = target_score(usage, np.asarray(weights, dtype=float) * mask)
-    return out
+        return []
+    index = {str(t): i for i, t in enumerate(topics)}
+    return [
+        np.array([index[t] for t in str(members).split(",") if t in index], dtype=int)
+        for members in programs["topics"]
+    ]
 
 
 def topic_enrichment(

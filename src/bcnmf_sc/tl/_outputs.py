@@ -11,7 +11,7 @@ exactly what ``tl.bcnmf`` writes. :func:`plain_params` is the one rule for what 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +20,20 @@ import pandas as pd
 from anndata import AnnData
 
 from bcnmf_sc._engine import BcNMF
+from bcnmf_sc._engine.programs import program_basis, program_profiles, program_shares
 from bcnmf_sc._utils import default_topic_names
 
-from ._enrichment import compare_usage, program_scores, score_weights, target_score, topic_programs
+from ._enrichment import (
+    compare_usage,
+    program_groups,
+    score_weights,
+    target_score,
+    topic_programs,
+)
+
+#: ``project(W)``: the usages of all cells (obs order) for the fixed components ``W``
+#: (rows x the genes the fit used).
+Projector = Callable[[np.ndarray], np.ndarray]
 
 __all__ = [
     "FitResult",
@@ -105,6 +116,29 @@ class FitResult:
     score: np.ndarray  # n_obs
     uns: dict[str, Any]
     programs: np.ndarray | None = None  # n_obs x programs (uns["programs"] order)
+    profiles: np.ndarray | None = None  # n_vars x programs: each program's gene profile
+
+
+def score_programs(
+    components: np.ndarray,
+    profiles: np.ndarray,
+    programs: pd.DataFrame,
+    topics: list[str],
+    n_shared: int,
+    project: Projector,
+) -> np.ndarray:
+    """Per cell and program, the share of its counts the program explains (cells x P).
+
+    The cells are projected (``project``) onto the program profiles (programs x genes,
+    on the genes of ``components``) and the topics the background is fitted with
+    (:func:`bcnmf_sc._engine.programs.program_basis`); the one rule for a fit and for a
+    query projected onto it.
+    """
+    groups = program_groups(programs, topics)
+    if not groups:
+        return np.zeros((0, 0))
+    basis = program_basis(components, profiles, groups, n_shared)
+    return program_shares(project, basis, len(groups))
 
 
 def fit_result(
@@ -118,8 +152,12 @@ def fit_result(
     engine_kwargs: Mapping[str, Any] | None = None,
     consensus: Mapping[str, Any] | None = None,
     held_out: np.ndarray | None = None,
+    project: Projector,
 ) -> FitResult:
     """Assemble a fit's results (``usage``: all cells, in obs order).
+
+    ``project`` gives the usages of all cells for other fixed components (the program
+    scores re-express the cells on the program profiles, :func:`score_programs`).
 
     ``params`` are the call's parameters (up to ``device``); the engine's choices
     (``device_used``, ``solver``, ``init``, ``alpha_scaling``, ``dtype``), the group
@@ -140,6 +178,12 @@ def fit_result(
     weights = score_weights(enrichment, topics, n_shared)
     score = target_score(usage, weights)
     programs = topic_programs(model.components_, usage, enrichment, topics, n_shared)
+    profiles = program_profiles(model.components_, usage, program_groups(programs, topics))
+    scores = np.zeros((len(usage), 0))
+    if len(programs):
+        scores = score_programs(model.components_, profiles, programs, topics, n_shared, project)
+    profiles_all = np.zeros((len(genes), len(programs)))
+    profiles_all[genes] = profiles.T
     if consensus is not None:  # per-topic stability, in the table's (sorted) order
         stability = pd.Series(consensus["stability"], index=topics)
         enrichment["stability"] = stability.reindex(enrichment.index).to_numpy()
@@ -184,7 +228,8 @@ def fit_result(
         loadings=loadings,
         score=score,
         uns=uns,
-        programs=program_scores(usage, programs, topics, weights),
+        programs=scores,
+        profiles=profiles_all,
     )
 
 
@@ -195,8 +240,9 @@ def transform_result(
     score: np.ndarray,
     *,
     layer: str | None,
-    n_genes_matched: int,
-    weights: np.ndarray | None = None,
+    genes: np.ndarray,
+    project: Projector,
+    profiles: np.ndarray | None = None,
 ) -> FitResult:
     """What :func:`bcnmf_sc.tl.bcnmf_transform` writes on the query.
 
@@ -206,14 +252,18 @@ def transform_result(
     ``projected=True``, the query's ``layer`` and ``n_genes_matched``), ``topics``,
     ``history``, ``n_epochs``, ``converged``, ``swapped_topics``, ``enrichment``
     (the reference's target vs background table: which topics are target-enriched) and
-    ``programs`` (the reference's, scored on the query with the target score's
-    ``weights``), so
+    ``programs`` (the reference's; ``profiles``, their gene profiles on the query's
+    genes, n_vars x programs, are scored on the query with :func:`score_programs`), so
     that ``pl.*``, ``get.*`` and :func:`~bcnmf_sc.tl.topic_enrichment` work on the query as on the
-    reference.
+    reference. ``genes``: the query's genes the projection reads (indices into its
+    ``var_names``, in the order of ``project``'s columns; their number is
+    ``n_genes_matched``); ``project(W)`` gives the query cells' usages for components on
+    those genes.
     """
     params = dict(reference.get("params", {}))
     params.pop("layer", None)
-    record = {**params, "projected": True, "layer": layer, "n_genes_matched": n_genes_matched}
+    genes = np.asarray(genes, dtype=int)
+    record = {**params, "projected": True, "layer": layer, "n_genes_matched": len(genes)}
     uns: dict[str, Any] = {
         "params": plain_params(record),
         "topics": [str(t) for t in reference.get("topics", default_topic_names(usage.shape[1]))],
@@ -229,11 +279,17 @@ def transform_result(
         uns["enrichment"] = enrichment.copy()
     programs = reference.get("programs")
     scores = None
-    if isinstance(programs, pd.DataFrame):
+    if isinstance(programs, pd.DataFrame) and profiles is not None:
         uns["programs"] = programs.copy()
-        w = np.zeros(usage.shape[1]) if weights is None else weights
-        scores = program_scores(usage, programs, uns["topics"], w)
-    return FitResult(usage=usage, loadings=loadings, score=score, uns=uns, programs=scores)
+        scores = np.zeros((len(usage), 0))
+        if len(programs):
+            n_shared = int(params.get("n_shared", 0))
+            scores = score_programs(
+                loadings[genes].T, profiles[genes].T, programs, uns["topics"], n_shared, project
+            )
+    return FitResult(
+        usage=usage, loadings=loadings, score=score, uns=uns, programs=scores, profiles=profiles
+    )
 
 
 def write_result(adata: AnnData, key_added: str, result: FitResult) -> None:
@@ -241,13 +297,20 @@ def write_result(adata: AnnData, key_added: str, result: FitResult) -> None:
 
     Sets ``.obsm[f"X_{key}"]``, ``.varm[f"{key}_loadings"]``,
     ``.obs[f"{key}_target_score"]``, ``.uns[key]`` and, when the fit has a programs
-    table, ``.obsm[f"{key}_programs"]`` (a DataFrame: cells x programs).
+    table, ``.obsm[f"{key}_programs"]`` (a DataFrame: cells x programs, each program's
+    share of the cell's counts) and ``.varm[f"{key}_programs"]`` (a DataFrame: genes x
+    programs, each program's gene profile).
     """
     adata.obsm[f"X_{key_added}"] = result.usage
     if result.programs is not None and "programs" in result.uns:
+        names = list(result.uns["programs"].index)
         adata.obsm[f"{key_added}_programs"] = pd.DataFrame(
-            result.programs, index=adata.obs_names, columns=list(result.uns["programs"].index)
+            result.programs, index=adata.obs_names, columns=names
         )
+        if result.profiles is not None:
+            adata.varm[f"{key_added}_programs"] = pd.DataFrame(
+                result.profiles, index=adata.var_names, columns=names
+            )
     adata.varm[f"{key_added}_loadings"] = result.loadings
     adata.obs[f"{key_added}_target_score"] = result.score
     adata.uns[key_added] = result.uns
