@@ -74,6 +74,10 @@ Columns (means over seeds; per-fit values in the CSV):
     in which it calls any target topic (any topic for the contrast) ``target_only``. On
     ``composition``, ``null`` and ``depth_only``, where no program exists, the second is
     the rate of false target-only programs (goal: 0%).
+``programs``, ``program target-only``
+    Mean number of rows of the programs table ``tl.bcnmf`` writes, and share of fits
+    with a program the table calls ``target_only``. On ``composition``, ``null`` and
+    ``depth_only`` the second is the rate of false target-only programs (goal: 0%).
 ``swapped``
     Share of fits in which the shared-topic model's placement check swapped a shared
     topic holding target-only structure into the target block (``swapped_topics_``).
@@ -263,6 +267,18 @@ def readout_score(fit: Fit) -> np.ndarray | None:
     return target_score(fit.usage_target, w)[:, None]
 
 
+def fit_programs(fit: Fit):
+    """The programs table ``tl.bcnmf`` writes for this fit (computed once)."""
+    if "programs" not in fit.extra:
+        table = fit.enrichment()
+        n_shared = int(getattr(fit.model, "n_shared_", 0) or 0)
+        usage = np.r_[fit.usage_target, fit.usage_background]
+        fit.extra["programs"] = topic_programs(
+            fit.loadings, usage, table, list(table.index), n_shared
+        )
+    return fit.extra["programs"]
+
+
 def readout_programs(fit: Fit) -> np.ndarray | None:
     """The program scores ``tl.bcnmf`` writes (target cells x programs).
 
@@ -275,7 +291,7 @@ def readout_programs(fit: Fit) -> np.ndarray | None:
     names = list(table.index)
     n_shared = int(getattr(fit.model, "n_shared_", 0) or 0)
     usage = np.r_[fit.usage_target, fit.usage_background]
-    programs = topic_programs(fit.loadings, usage, table, names, n_shared)
+    programs = fit_programs(fit)
     if len(programs) == 0:
         return np.zeros((len(fit.usage_target), 0))
     profiles = program_profiles(fit.loadings, usage, program_groups(programs, names))
@@ -336,6 +352,9 @@ def evaluate(fit: Fit, ad, kind: str, readouts: dict) -> list[dict]:
         base["swapped"] = float(len(getattr(fit.model, "swapped_topics_", None) or []) > 0)
         if "target_only" in table:  # the target topics: the first K (shared ones follow)
             base["target-only: any"] = float(table["target_only"].iloc[: fit.k].any())
+        programs = fit_programs(fit)
+        base["programs"] = float(len(programs))
+        base["program target-only"] = float(programs["target_only"].any())
     rows = []
     if kind == "program":
         progs = [c for c in ad.obs.columns if c.startswith("program_")]
@@ -385,7 +404,8 @@ def evaluate(fit: Fit, ad, kind: str, readouts: dict) -> list[dict]:
 
 # -------------------------------------------------------------------------------- main
 COLUMNS = ["cell AUROC", "gene AUROC", "enriched: prog", "enriched: any", "expanded flagged",
-           "target-only: prog", "target-only: any", "swapped"]  # fmt: skip
+           "target-only: prog", "target-only: any", "programs", "program target-only",
+           "swapped"]  # fmt: skip
 
 
 def run(args) -> list[dict]:
@@ -471,9 +491,11 @@ def summarise(records: list[dict], readouts: list[str]) -> str:
             vals = [r[c] for r in rows if c in r and np.isfinite(r[c])]
             if not vals:
                 cells.append("")
-            elif c.startswith(("enriched", "target-only")) or c in ("expanded flagged", "swapped"):
+            elif c.startswith(("enriched", "target-only")) or c in (
+                "expanded flagged", "swapped", "program target-only"
+            ):  # fmt: skip
                 cells.append(f"{100 * np.mean(vals):.0f}%")
-            elif c == "s/fit":
+            elif c in ("s/fit", "programs"):
                 cells.append(f"{np.mean(vals):.1f}")
             else:
                 cells.append(f"{np.mean(vals):.3f}")
