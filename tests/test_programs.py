@@ -71,7 +71,11 @@ def test_programs_table_and_scores_from_an_enrichment_table():
     usage = rng.uniform(0, 1, (30, 6))
     topics = [f"topic_{i}" for i in range(1, 5)] + ["shared_1", "shared_2"]
     enr = pd.DataFrame(
-        {"enriched": [True, True, False, True, True, True], "excess": [0.5, 0.9, 0, 0.7, 0.6, 0.8]},
+        {
+            "enriched": [True, True, False, True, True, True],
+            "excess": [0.5, 0.9, 0, 0.7, 0.6, 0.8],
+            "target_only": [False, True, False, False, True, True],
+        },
         index=topics,
     ).iloc[::-1]  # any row order
     table = topic_programs(W, usage, enr, topics, n_shared=2)
@@ -80,6 +84,8 @@ def test_programs_table_and_scores_from_an_enrichment_table():
     assert table["topics"].tolist() == ["topic_1,topic_2", "topic_4"]
     assert table["n_topics"].tolist() == [2, 1] and table["excess"].tolist() == [0.9, 0.7]
     assert table.loc["program_2", "overlap"] == 1.0
+    # a program is target-only when one of its topics is
+    assert table["target_only"].tolist() == [True, False]
     groups = program_groups(table, topics)
     assert [g.tolist() for g in groups] == [[0, 1], [3]]
     none = topic_programs(W, usage, enr.assign(enriched=False), topics, n_shared=2)
@@ -153,6 +159,7 @@ def test_tl_writes_one_score_per_planted_program(tmp_path):
         assert (ad.var.loc[genes["gene"], "program"] == prog).sum() >= 8
         assert (genes["excess"].diff().dropna() <= 0).all()
         assert genes["in_topics"].max() <= table.loc[name, "n_topics"]
+        assert table.loc[name, "target_only"]  # the background has no cell like these
     assert set(bc.get.program_genes(ad, n_genes=3)["program"]) == set(table.index)
     with pytest.raises(KeyError, match="Unknown programs"):
         bc.get.program_genes(ad, programs="program_99")
@@ -188,3 +195,16 @@ def test_tl_writes_one_score_per_planted_program(tmp_path):
     r = np.corrcoef(query.obsm["bcnmf_programs"].to_numpy()[:, 0], scores.to_numpy()[:200, 0])
     assert r[0, 1] >= 0.95
     pd.testing.assert_frame_equal(query.varm["bcnmf_programs"], profiles)
+
+
+def test_a_composition_shift_is_no_target_only_program():
+    # one cell type 3x as frequent in the target, no program: whatever target topics
+    # take up the extra cells, the table does not call their program target-only
+    ad = bc.datasets.simulate(
+        n_target=800, n_background=800, n_genes=400, n_cell_types=6, n_programs=0,
+        composition_shift=(0, 3.0), random_state=3,
+    )  # fmt: skip
+    bc.tl.bcnmf(ad, "condition", "background", n_topics=4, random_state=0, progress=False)
+    table = ad.uns["bcnmf"]["programs"]
+    assert not table["target_only"].any()
+    assert ad.obsm["bcnmf_programs"].shape == (ad.n_obs, len(table))

@@ -76,14 +76,17 @@ def topic_programs(
     :func:`bcnmf_sc._engine.programs.group_topics` groups them. One row per program,
     ``program_1``, ``program_2``, ... in decreasing order of their largest ``excess``:
     ``topics`` (comma-separated names), ``n_topics``, ``excess`` (the largest of its
-    topics) and ``overlap`` (the mean share of top genes its pairs of topics have in
-    common; 1 for a single topic). No enriched topic, no row.
+    topics), ``overlap`` (the mean share of top genes its pairs of topics have in
+    common; 1 for a single topic) and ``target_only`` (at least one of its topics is
+    ``target_only`` in the enrichment table: the background's top users stay below the
+    target's, with confidence; a program without it is a change the background also
+    shows in some cells, such as a cell type more abundant in the target). No enriched
+    topic, no row.
     """
-    columns = ["topics", "n_topics", "excess", "overlap"]
+    columns = ["topics", "n_topics", "excess", "overlap", "target_only"]
     names = [str(t) for t in topics]
-    empty = pd.DataFrame(
-        {c: pd.Series(dtype=d) for c, d in zip(columns, (str, int, float, float), strict=True)}
-    )
+    dtypes = (str, int, float, float, bool)
+    empty = pd.DataFrame({c: pd.Series(dtype=d) for c, d in zip(columns, dtypes, strict=True)})
     if enrichment is None or len(enrichment) == 0 or "enriched" not in enrichment:
         return empty
     table = enrichment.reindex(names)
@@ -94,6 +97,11 @@ def topic_programs(
         table["excess"].fillna(0.0).to_numpy(dtype=float)
         if "excess" in table
         else candidates.astype(float)
+    )
+    only = (
+        table["target_only"].fillna(False).to_numpy(dtype=bool)
+        if "target_only" in table
+        else np.zeros(len(names), dtype=bool)
     )
     overlap = top_gene_overlap(components, usage)
     groups = group_topics(overlap, candidates)
@@ -108,6 +116,7 @@ def topic_programs(
                 "n_topics": len(g),
                 "excess": float(excess[g].max()),
                 "overlap": float(pairs.mean()) if len(pairs) else 1.0,
+                "target_only": bool(only[g].any()),
             }
         )
     out = pd.DataFrame(rows, columns=columns)
