@@ -610,3 +610,124 @@ def test_topics_legend_clear_of_the_next_panel(fitted):
     legend = axes[0].get_legend()
     assert legend is not None
     assert not legend.get_window_extent(renderer).overlaps(axes[1].get_tightbbox(renderer))
+
+
+# ----------------------------------------------------------------------- programs
+@pytest.fixture(scope="module")
+def fitted_programs() -> AnnData:
+    """800 cells x 300 genes with two planted target programs, 4 target topics."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        adata = simulate(
+            n_target=400,
+            n_background=400,
+            n_genes=300,
+            n_programs=2,
+            program_fold=[3.0, 3.0],
+            random_state=0,
+        )
+        bc.tl.bcnmf(adata, "condition", "background", n_topics=4, random_state=0, progress=False)
+    finally:
+        torch.set_num_threads(n_threads)
+    return adata
+
+
+def _program_title(name: str, row) -> str:
+    topics = ",".join(t.removeprefix("topic_") for t in str(row["topics"]).split(","))
+    which = "topic" if int(row["n_topics"]) == 1 else "topics"
+    only = "target-only" if row["target_only"] else "not target-only"
+    return f"{name} ({which} {topics}; {only})"
+
+
+@pytest.mark.parametrize("n", [3, 10])
+def test_programs_genes_titles_and_groups(fitted_programs, n):
+    adata = fitted_programs
+    table = adata.uns["bcnmf"]["programs"]
+    assert len(table) == 2  # the two planted programs
+    fig = bc.pl.programs(adata, n_genes=n, return_fig=True, show=False)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 * len(table)
+    genes = bc.get.program_genes(adata, n_genes=n)
+    scores = adata.obsm["bcnmf_programs"]
+    is_target = (adata.obs["condition"] == "target").to_numpy()
+    for i, name in enumerate(table.index):
+        bars, box = fig.axes[2 * i], fig.axes[2 * i + 1]
+        sub = genes[genes["program"] == name]
+        assert _labels(bars.get_yticklabels()) == list(sub["gene"])  # rank 1 first
+        assert bars.get_ylim()[0] > bars.get_ylim()[1]  # ... and at the top
+        widths = [p.get_width() for p in bars.patches]
+        np.testing.assert_allclose(widths, sub["excess"])
+        assert bars.get_title() == _program_title(name, table.loc[name])
+        assert _labels(box.get_xticklabels()) == ["target", "background"]
+        medians = [np.median(line.get_ydata()) for line in box.lines if len(line.get_ydata())]
+        assert len(box.patches) == 2  # one box per group
+        col = scores[name].to_numpy()
+        assert any(np.isclose(m, np.median(col[is_target])) for m in medians)
+        assert any(np.isclose(m, np.median(col[~is_target])) for m in medians)
+
+
+def test_programs_groupby_subset_and_axes(fitted_programs):
+    adata = fitted_programs
+    cats = list(adata.obs["cell_type"].astype("category").cat.categories)
+    out = bc.pl.programs(adata, programs="program_2", groupby="cell_type", n_genes=4, show=False)
+    assert isinstance(out, list) and len(out) == 1
+    bars, box = out[0]
+    assert isinstance(bars, Axes) and isinstance(box, Axes)
+    assert bars.get_title().startswith("program_2 (")
+    assert _labels(box.get_xticklabels()) == cats and len(box.patches) == len(cats)
+    assert len(bars.figure.axes) == 2
+    genes = bc.get.program_genes(adata, n_genes=4, programs="program_2")
+    assert _labels(bars.get_yticklabels()) == list(genes["gene"])
+    # the order asked for
+    pairs = bc.pl.programs(adata, programs=["program_2", "program_1"], ncols=1, show=False)
+    assert [b.get_title().split()[0] for b, _ in pairs] == ["program_2", "program_1"]
+
+
+def test_programs_leave_adata_unchanged(fitted_programs, figdir):
+    adata = fitted_programs
+    before = adata.copy()
+    bc.pl.programs(adata, show=False)
+    bc.pl.programs(adata, groupby="cell_type", save="_ct.png", show=False)
+    assert sorted(p.name for p in figdir.iterdir()) == ["bcnmf_programs_ct.png"]
+    _assert_same(adata, before)
+    assert list(adata.obs.columns) == list(before.obs.columns)
+    assert sorted(adata.obsm) == sorted(before.obsm)
+    assert sorted(adata.uns) == sorted(before.uns)
+    pd.testing.assert_frame_equal(adata.uns["bcnmf"]["programs"], before.uns["bcnmf"]["programs"])
+    pd.testing.assert_frame_equal(adata.obsm["bcnmf_programs"], before.obsm["bcnmf_programs"])
+
+
+def test_programs_errors(fitted_programs):
+    adata = fitted_programs
+    with pytest.raises(KeyError, match=r"Unknown programs \['program_9'\].*'program_1'"):
+        bc.pl.programs(adata, programs="program_9", show=False)
+    with pytest.raises(KeyError, match=r"groupby 'nope' is not a column.*'cell_type'"):
+        bc.pl.programs(adata, groupby="nope", show=False)
+    with pytest.raises(ValueError, match="n_genes must be a positive integer"):
+        bc.pl.programs(adata, n_genes=0, show=False)
+    with pytest.raises(KeyError, match=r"run bcnmf_sc\.tl\.bcnmf\(\.\.\., key_added='nope'\)"):
+        bc.pl.programs(adata, key="nope", show=False)
+    # a result without a programs table (an older fit)
+    old = adata.copy()
+    old.uns["bcnmf"] = {k: v for k, v in adata.uns["bcnmf"].items() if k != "programs"}
+    with pytest.raises(KeyError, match=r"No programs table.*run bcnmf_sc\.tl\.bcnmf"):
+        bc.pl.programs(old, show=False)
+    # a fit that found no program
+    empty = adata.copy()
+    empty.uns["bcnmf"] = {**adata.uns["bcnmf"], "programs": adata.uns["bcnmf"]["programs"].iloc[:0]}
+    empty.obsm["bcnmf_programs"] = adata.obsm["bcnmf_programs"].iloc[:, :0]
+    with pytest.raises(ValueError, match="found no target-enriched program: nothing to draw"):
+        bc.pl.programs(empty, show=False)
+
+
+def test_programs_null_fit_has_nothing_to_draw():
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        adata = simulate(n_target=200, n_background=200, n_genes=200, n_programs=0, random_state=0)
+        bc.tl.bcnmf(adata, "condition", "background", n_topics=3, random_state=0, progress=False)
+    finally:
+        torch.set_num_threads(n_threads)
+    assert len(adata.uns["bcnmf"]["programs"]) == 0
+    with pytest.raises(ValueError, match="found no target-enriched program"):
+        bc.pl.programs(adata, show=False)
