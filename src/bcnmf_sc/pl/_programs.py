@@ -191,8 +191,14 @@ def programs(
         )
         for patch, c in zip(parts["boxes"], group_colors, strict=True):
             patch.set_facecolor(c)
-        upright = len(labels) > 2 or max(map(len, labels)) > 10
-        box.set_xticks(np.arange(1, len(labels) + 1), labels=labels, rotation=90 if upright else 0)
+        # two short labels stay level; longer ones lean, many stand upright
+        rotation = 90 if len(labels) > 2 else 30 if sum(map(len, labels)) > 12 else 0
+        box.set_xticks(
+            np.arange(1, len(labels) + 1),
+            labels=labels,
+            rotation=rotation,
+            ha="right" if rotation == 30 else "center",
+        )
         box.set_xlabel(xlabel)
         box.set_ylabel(f"{name} score")
         box.grid(False)

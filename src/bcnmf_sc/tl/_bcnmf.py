@@ -323,7 +323,9 @@ def _added(key: str) -> str:
         f"added\n    .obsm['X_{key}'], topic usages\n"
         f"    .varm['{key}_loadings'], gene loadings\n"
         f"    .obs['{key}_target_score'], share of usage specific to the target\n"
-        f"    .uns['{key}'], params, history and enrichment"
+        f"    .obsm['{key}_programs'], each program's share of the cells' counts\n"
+        f"    .varm['{key}_programs'], each program's gene profile\n"
+        f"    .uns['{key}'], params, history, enrichment and programs"
     )
 
 
