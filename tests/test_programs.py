@@ -195,6 +195,16 @@ def test_tl_writes_one_score_per_planted_program(tmp_path):
     r = np.corrcoef(query.obsm["bcnmf_programs"].to_numpy()[:, 0], scores.to_numpy()[:200, 0])
     assert r[0, 1] >= 0.95
     pd.testing.assert_frame_equal(query.varm["bcnmf_programs"], profiles)
+    # program_genes: the profile's share of each gene minus the fit's mean profile
+    L, U = ad.varm["bcnmf_loadings"], ad.obsm["X_bcnmf"]
+    mean = (L / L.sum(0)) @ U.sum(0)
+    mean = mean / mean.sum()
+    for name in table.index:
+        genes = bc.get.program_genes(ad, programs=name, n_genes=5)
+        expect = profiles[name].to_numpy() - mean
+        np.testing.assert_allclose(
+            genes["excess"], expect[ad.var_names.get_indexer(genes["gene"])], rtol=1e-9
+        )
 
 
 def test_a_composition_shift_is_no_target_only_program():

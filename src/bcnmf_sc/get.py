@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from ._docs import doc_fitted, doc_key, doc_params
-from ._engine.programs import excess_profiles, top_gene_members
+from ._engine.programs import excess_profiles, mean_profile, top_gene_members
 from ._utils import resolve_topics, topic_names, usage_proportions
 
 __all__ = ["program_genes", "specificity_score", "top_genes", "usage", "usage_adata"]
@@ -127,9 +127,10 @@ def program_genes(
     """Top genes of each program of ``.uns[key]["programs"]`` (:func:`bcnmf_sc.tl.bcnmf`).
 
     A program's genes are ranked by their ``excess``: the gene's share of the program's
-    topics' loadings minus its share of the fit's mean profile (all cells' predicted
-    counts), averaged over the program's topics; the measure by which the topics were
-    grouped (see ``.uns[key]["programs"]`` in :func:`bcnmf_sc.tl.bcnmf`).
+    gene profile (``.varm[f"{key}_programs"]``, its topics merged, the profile its score
+    measures) minus its share of the fit's mean profile (all cells' predicted counts);
+    for each topic, the same difference is the measure by which the topics were grouped
+    (see ``.uns[key]["programs"]`` in :func:`bcnmf_sc.tl.bcnmf`).
 
     Parameters
     ----------
@@ -178,13 +179,21 @@ def program_genes(
     names = topic_names(adata, key, L.shape[1])
     usage = np.asarray(adata.obsm[f"X_{key}"], dtype=float)
     excess = excess_profiles(L.T, usage)
+    mean = mean_profile(L.T, usage)
+    pkey = f"{key}_programs"
+    if pkey not in adata.varm:
+        raise KeyError(
+            f"No program profiles under .varm[{pkey!r}]; rerun bcnmf_sc.tl.bcnmf (this "
+            "result predates them)."
+        )
+    profiles = pd.DataFrame(np.asarray(adata.varm[pkey]), columns=list(table.index))
     member = top_gene_members(excess).astype(int)  # the genes the grouping compared
     genes = np.asarray(adata.var_names)
     columns = ["program", "rank", "gene", "excess", "in_topics"]
     rows = []
     for prog in wanted:
         idx = resolve_topics(str(table.loc[prog, "topics"]).split(","), names)
-        value = excess[idx].mean(0)
+        value = profiles[prog].to_numpy(dtype=float) - mean
         order = np.argsort(-value, kind="stable")
         order = order[value[order] > 0][:n_genes]
         rows.append(

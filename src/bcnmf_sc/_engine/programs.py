@@ -23,6 +23,7 @@ __all__ = [
     "PROGRAM_OVERLAP",
     "excess_profiles",
     "group_topics",
+    "mean_profile",
     "program_basis",
     "program_profiles",
     "program_shares",
@@ -50,12 +51,18 @@ def excess_profiles(components: np.ndarray, usage: np.ndarray) -> np.ndarray:
     of shares (not their ratio) keeps rare genes that one topic happens to load from
     ranking first.
     """
-    W = np.asarray(components, dtype=float)
-    W = W / np.maximum(W.sum(1, keepdims=True), 1e-300)
-    weight = np.asarray(usage, dtype=float).sum(0)
-    mean = weight @ W
-    mean = mean / mean.sum() if mean.sum() > 0 else np.full(W.shape[1], 1.0 / W.shape[1])
-    return W - mean
+    return _shares(components) - mean_profile(components, usage)
+
+
+def mean_profile(components: np.ndarray, usage: np.ndarray) -> np.ndarray:
+    """The fit's mean profile: each gene's share of all cells' predicted counts (genes).
+
+    ``usage.sum(0) @ W`` with the topics normalised to sum to one, normalised again;
+    uniform when nothing is predicted.
+    """
+    W = _shares(components)
+    mean = np.asarray(usage, dtype=float).sum(0) @ W
+    return mean / mean.sum() if mean.sum() > 0 else np.full(W.shape[1], 1.0 / W.shape[1])
 
 
 def top_gene_members(excess: np.ndarray, *, n_genes: int = PROGRAM_GENES) -> np.ndarray:
