@@ -122,7 +122,7 @@ from bcnmf_sc.tl._enrichment import (  # noqa: E402
     topic_programs,
     usage_proportions,
 )
-from bcnmf_sc.tl._outputs import score_programs  # noqa: E402
+from bcnmf_sc.tl._outputs import score_programs, topic_families  # noqa: E402
 
 HELD_OUT_SEEDS = (100, 101, 102)
 
@@ -180,7 +180,10 @@ class Fit:
             usage = np.r_[ut, ub]
             y = np.r_[np.ones(len(ut)), np.zeros(len(ub))]
             names = [str(i) for i in range(usage.shape[1])]  # K, or K + n_shared topics
-            self._table = compare_usage(usage, y == 1, y == 0, names).loc[names]
+            n_shared = int(getattr(self.model, "n_shared_", 0) or 0)
+            families = topic_families(len(names), n_shared)  # as tl.bcnmf adjusts
+            self._table = compare_usage(usage, y == 1, y == 0, names, families=families)
+            self._table = self._table.loc[names]
         return self._table
 
 

@@ -328,3 +328,33 @@ def test_sample_level_errors_leave_adata_alone():
     with pytest.raises(ValueError, match=needs):
         bc.tl.topic_enrichment(adata, "condition", sample_key="donor", min_cells=1000)
     assert "enrichment_condition" not in adata.uns["bcnmf"]
+
+
+def test_families_adjust_within_each_family():
+    rng = np.random.default_rng(7)
+    usage = rng.gamma(1.0, 1.0, (300, 8))
+    usage[:150, :2] *= 2.5  # two topics used more by the group
+    group = np.r_[np.ones(150, bool), np.zeros(150, bool)]
+    topics = [f"t{i}" for i in range(8)]
+    families = ["target"] * 3 + ["shared"] * 5
+    one = compare_usage(usage, group, ~group, topics).loc[topics]
+    two = compare_usage(usage, group, ~group, topics, families=families).loc[topics]
+    # the same tests; only the adjustment differs, each family on its own
+    np.testing.assert_allclose(two["pval"], one["pval"])
+    for fam in ("target", "shared"):
+        rows = [t for t, f in zip(topics, families, strict=True) if f == fam]
+        np.testing.assert_allclose(
+            two.loc[rows, "pval_adj"], benjamini_hochberg(one.loc[rows, "pval"])
+        )
+    assert two.loc[["t0", "t1"], "enriched"].all() and not two.loc[topics[2:], "enriched"].any()
+    with pytest.raises(ValueError, match="families has 2 labels for 8 topics"):
+        compare_usage(usage, group, ~group, topics, families=["a", "b"])
+
+
+def test_tl_adjusts_target_and_shared_topics_apart():
+    ad = bc.datasets.simulate(n_target=300, n_background=300, n_genes=200, random_state=2)
+    bc.tl.bcnmf(ad, "condition", "background", n_topics=3, random_state=0, progress=False)
+    table = ad.uns["bcnmf"]["enrichment"]
+    for prefix in ("topic_", "shared_"):
+        rows = table[table.index.str.startswith(prefix)]
+        np.testing.assert_allclose(rows["pval_adj"], benjamini_hochberg(rows["pval"]))

@@ -41,6 +41,8 @@ __all__ = [
     "fit_result",
     "plain",
     "plain_params",
+    "score_programs",
+    "topic_families",
     "transform_result",
     "write_result",
 ]
@@ -141,6 +143,17 @@ def score_programs(
     return program_shares(project, basis, len(groups))
 
 
+def topic_families(n_topics: int, n_shared: int) -> list[str] | None:
+    """The families the enrichment table adjusts its p-values within (``compare_usage``).
+
+    In the shared-topic model the target topics (the first ``n_topics - n_shared``) are
+    one family and the shared topics another; in the contrast, all topics are one.
+    """
+    if n_shared <= 0:
+        return None
+    return ["target"] * (int(n_topics) - int(n_shared)) + ["shared"] * int(n_shared)
+
+
 def fit_result(
     model: BcNMF,
     usage: np.ndarray,
@@ -173,7 +186,7 @@ def fit_result(
     compared = np.ones_like(is_target) if held_out is None else held_out
     enrichment = compare_usage(
         usage, is_target & compared, is_background & compared, topics,
-        names=("target", "background"),
+        names=("target", "background"), families=topic_families(K, n_shared),
     )  # fmt: skip
     weights = score_weights(enrichment, topics, n_shared)
     score = target_score(usage, weights)
