@@ -91,10 +91,12 @@ def test_demo_small(tmp_path, capsys):
     outdir = tmp_path / "demo"
     argv = ["demo", "-o", str(outdir), "--n-cells", "60", "--n-genes", "120"]
     assert main([*argv, "--max-epochs", "3"]) == 0
-    for name in ("bcnmf_demo.h5ad", "enrichment.csv", "top_genes.csv", "bcnmf_demo.png"):
+    names = ("bcnmf_demo.h5ad", "enrichment.csv", "top_genes.csv", "program_genes.csv")
+    for name in (*names, "bcnmf_demo.png"):
         assert (outdir / name).stat().st_size > 0
     out = capsys.readouterr().out
     assert "most target-enriched topic" in out and "planted" in out
+    assert "program_genes.csv" in out
 
 
 def test_sweep_end_to_end(h5ad, tmp_path, capsys):

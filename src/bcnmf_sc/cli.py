@@ -68,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run bcNMF on simulated data and write figures and tables",
         description=(
             "Simulate target and background cells with a planted target-only program, fit "
-            "bcNMF and write bcnmf_demo.h5ad, enrichment.csv, top_genes.csv and "
-            "bcnmf_demo.png to DIR."
+            "bcNMF and write bcnmf_demo.h5ad, enrichment.csv, top_genes.csv, "
+            "program_genes.csv and bcnmf_demo.png to DIR."
         ),
     )
     demo.add_argument("-o", "--outdir", default="bcnmf_demo", metavar="DIR", help="(bcnmf_demo)")
@@ -186,7 +186,13 @@ def _demo(args: argparse.Namespace) -> None:
     outdir = Path(args.outdir)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"-o/--outdir {args.outdir!r} is a file, not a folder")
-    names = ("bcnmf_demo.h5ad", "enrichment.csv", "top_genes.csv", "bcnmf_demo.png")
+    names = (
+        "bcnmf_demo.h5ad",
+        "enrichment.csv",
+        "top_genes.csv",
+        "program_genes.csv",
+        "bcnmf_demo.png",
+    )
     for name in names:
         check_output(str(outdir / name), args.overwrite)
     for flag, v in (("--max-epochs", args.max_epochs), ("--n-cells", args.n_cells)):
@@ -214,12 +220,16 @@ def _demo(args: argparse.Namespace) -> None:
     res = adata.uns["bcnmf"]
     enr = res["enrichment"]
     top = get.top_genes(adata, n_genes=20)
+    programs = res["programs"]
+    program_genes = get.program_genes(adata, n_genes=20)
     with atomic_output(outdir / "bcnmf_demo.h5ad", overwrite=args.overwrite) as tmp:
         adata.write_h5ad(tmp)
     with atomic_output(outdir / "enrichment.csv", overwrite=args.overwrite) as tmp:
         enr.to_csv(tmp, index_label="topic")
     with atomic_output(outdir / "top_genes.csv", overwrite=args.overwrite) as tmp:
         top.to_csv(tmp, index=False)
+    with atomic_output(outdir / "program_genes.csv", overwrite=args.overwrite) as tmp:
+        program_genes.to_csv(tmp, index=False)
 
     best = str(enr.index[0])
     best_top = top[top["topic"] == best]
@@ -257,7 +267,19 @@ def _demo(args: argparse.Namespace) -> None:
         f"planted program genes among its top {len(best_top)}: "
         f"{len(recovered)} of {len(planted)} planted"
     )
-    print(f"wrote {outdir}/bcnmf_demo.h5ad, enrichment.csv, top_genes.csv, bcnmf_demo.png")
+    for name, row in programs.iterrows():
+        genes = program_genes.loc[program_genes["program"] == name, "gene"]
+        only = "target-only" if bool(row["target_only"]) else "not target-only"
+        print(
+            f"{name} ({row['topics']}; {only}): {sum(g in planted for g in genes)} of its "
+            f"top {len(genes)} genes are planted program genes"
+        )
+    if len(programs) == 0:
+        print("no target program found (no topic called target-enriched)")
+    print(
+        f"wrote {outdir}/bcnmf_demo.h5ad, enrichment.csv, top_genes.csv, program_genes.csv, "
+        "bcnmf_demo.png"
+    )
 
 
 def _run(args: argparse.Namespace) -> None:
