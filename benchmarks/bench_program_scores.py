@@ -69,9 +69,9 @@ def main(argv=None) -> None:
     seconds = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        profiles = program_profiles(L, usage, program_groups(table, topics))
-        score_programs(L, profiles, table, topics, n_shared,
-                       lambda V: model.project_onto(V, rows))  # fmt: skip
+        groups = program_groups(table, topics)
+        profiles = program_profiles(L, usage, groups)
+        score_programs(L, profiles, groups, n_shared, lambda V: model.project_onto(V, rows))
         seconds.append(time.perf_counter() - t0)
     proj = statistics.median(seconds)
     scores = adata.obsm["bcnmf_programs"]

@@ -297,12 +297,12 @@ def readout_programs(fit: Fit) -> np.ndarray | None:
     programs = fit_programs(fit)
     if len(programs) == 0:
         return np.zeros((len(fit.usage_target), 0))
-    profiles = program_profiles(fit.loadings, usage, program_groups(programs, names))
+    groups = program_groups(programs, names)
+    profiles = program_profiles(fit.loadings, usage, groups)
     rows = InMemoryRows(fit.extra["target"])
     return score_programs(
-        fit.loadings, profiles, programs, names, n_shared,
-        lambda V: fit.model.project_onto(V, rows),
-    )  # fmt: skip
+        fit.loadings, profiles, groups, n_shared, lambda V: fit.model.project_onto(V, rows)
+    )
 
 
 readout_programs.per_program = True  # type: ignore[attr-defined]

@@ -220,31 +220,31 @@ def _main(args: argparse.Namespace) -> None:
         else:
             gathered = [own]
         if rank == 0:
+            usage = np.zeros((meta.n_obs, model.components_.shape[0]))
+            for j, mask in enumerate(fitted):
+                usage[mask] = np.vstack([g[j] for g in gathered or ()])
+            inputs = Inputs(is_tg, is_bg, tg, bg, genes, mask_name, src)
+            params = fit_params(
+                inputs,
+                model,
+                background_key=args.background_key,
+                n_topics=args.n_topics,
+                loss=args.loss,
+                layer=args.layer,
+                batch_size=args.batch_size,
+                max_epochs=args.max_epochs,
+                tol=args.tol,
+                n_init=args.n_init,
+                consensus=False,
+                seeds=None,
+                random_state=args.seed,
+                device=args.device,
+                check_counts=bool(args.check_counts),
+                holdout=share,
+                n_processes=world,
+            )
             with h5py.File(args.input, "r") as f:  # the program scores project every cell
-                src = _source(f, key, meta, genes)
-                usage = np.zeros((meta.n_obs, model.components_.shape[0]))
-                for j, mask in enumerate(fitted):
-                    usage[mask] = np.vstack([g[j] for g in gathered or ()])
-                inputs = Inputs(is_tg, is_bg, tg, bg, genes, mask_name, src)
-                params = fit_params(
-                    inputs,
-                    model,
-                    background_key=args.background_key,
-                    n_topics=args.n_topics,
-                    loss=args.loss,
-                    layer=args.layer,
-                    batch_size=args.batch_size,
-                    max_epochs=args.max_epochs,
-                    tol=args.tol,
-                    n_init=args.n_init,
-                    consensus=False,
-                    seeds=None,
-                    random_state=args.seed,
-                    device=args.device,
-                    check_counts=bool(args.check_counts),
-                    holdout=share,
-                    n_processes=world,
-                )
+                every = _source(f, key, meta, genes)
                 result = fit_result(
                     model,
                     usage,
@@ -254,7 +254,7 @@ def _main(args: argparse.Namespace) -> None:
                     params=params,
                     engine_kwargs=engine_kwargs,
                     held_out=held if share > 0 else None,
-                    project=lambda V: model.project_onto(V, src),
+                    project=lambda V: model.project_onto(V, every),
                 )
             write_result(meta, args.key_added, result)
             with atomic_output(args.output, overwrite=args.overwrite) as tmp:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from .enrichment import usage_proportions
+
 __all__ = [
     "PROGRAM_GENES",
     "PROGRAM_OVERLAP",
@@ -168,7 +170,5 @@ def program_shares(
     normalised to one, so the first ``n_programs`` columns are each program's share of
     the cell's fitted counts. Returns cells x ``n_programs``.
     """
-    H = np.asarray(project(np.asarray(basis, dtype=float)), dtype=float)
-    total = H.sum(1, keepdims=True)
-    share = np.divide(H, total, out=np.zeros_like(H), where=total > 0)
-    return share[:, : int(n_programs)]
+    H = project(np.asarray(basis, dtype=float))
+    return usage_proportions(H)[:, : int(n_programs)]

@@ -309,7 +309,7 @@ def bcnmf(
         engine_kwargs=engine_kwargs,
         consensus=info,
         held_out=held if share > 0 else None,
-        project=lambda V: model.project_onto(V, inp.rows(np.ones(adata.n_obs, dtype=bool))),
+        project=lambda V: model.project_onto(V, inp.source),  # every cell, obs order
     )
     if copy:
         adata = adata.copy()

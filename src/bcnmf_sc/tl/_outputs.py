@@ -124,21 +124,18 @@ class FitResult:
 def score_programs(
     components: np.ndarray,
     profiles: np.ndarray,
-    programs: pd.DataFrame,
-    topics: list[str],
+    groups: list[np.ndarray],
     n_shared: int,
     project: Projector,
 ) -> np.ndarray:
     """Per cell and program, the share of its counts the program explains (cells x P).
 
+    ``groups``: each program's topics (:func:`~bcnmf_sc.tl._enrichment.program_groups`).
     The cells are projected (``project``) onto the program profiles (programs x genes,
     on the genes of ``components``) and the topics the background is fitted with
     (:func:`bcnmf_sc._engine.programs.program_basis`); the one rule for a fit and for a
-    query projected onto it.
+    query projected onto it. Needs at least one program.
     """
-    groups = program_groups(programs, topics)
-    if not groups:
-        return np.zeros((0, 0))
     basis = program_basis(components, profiles, groups, n_shared)
     return program_shares(project, basis, len(groups))
 
@@ -191,10 +188,11 @@ def fit_result(
     weights = score_weights(enrichment, topics, n_shared)
     score = target_score(usage, weights)
     programs = topic_programs(model.components_, usage, enrichment, topics, n_shared)
-    profiles = program_profiles(model.components_, usage, program_groups(programs, topics))
+    groups = program_groups(programs, topics)
+    profiles = program_profiles(model.components_, usage, groups)
     scores = np.zeros((len(usage), 0))
-    if len(programs):
-        scores = score_programs(model.components_, profiles, programs, topics, n_shared, project)
+    if groups:
+        scores = score_programs(model.components_, profiles, groups, n_shared, project)
     profiles_all = np.zeros((len(genes), len(programs)))
     profiles_all[genes] = profiles.T
     if consensus is not None:  # per-topic stability, in the table's (sorted) order
@@ -295,11 +293,10 @@ def transform_result(
     if isinstance(programs, pd.DataFrame) and profiles is not None:
         uns["programs"] = programs.copy()
         scores = np.zeros((len(usage), 0))
-        if len(programs):
+        groups = program_groups(programs, uns["topics"])
+        if groups:
             n_shared = int(params.get("n_shared", 0))
-            scores = score_programs(
-                loadings[genes].T, profiles[genes].T, programs, uns["topics"], n_shared, project
-            )
+            scores = score_programs(loadings[genes].T, profiles[genes].T, groups, n_shared, project)
     return FitResult(
         usage=usage, loadings=loadings, score=score, uns=uns, programs=scores, profiles=profiles
     )
